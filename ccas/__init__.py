@@ -1,0 +1,1 @@
+"""CCAS operator tooling: the `ccas` command, the local stack and shared settings."""

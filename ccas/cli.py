@@ -1,0 +1,42 @@
+"""The `ccas` command: one entry point whose subcommands live in the package that owns them."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# subcommand -> "module:function"; each function takes argv (list[str]) and returns an exit code.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "stack": ("ccas.stack.cli:main", "start/stop/inspect the local stack (Kafka, PostgreSQL, S3)"),
+    "env": ("ccas.stack.cli:print_env", "print the CCAS_* exports that reach the local stack"),
+    "kafka": ("ccas.kafka_admin:main", "kafka bootstrap: create the declared topics"),
+    "s3": ("ccas.s3_admin:main", "s3 bootstrap: create and secure the audio bucket"),
+    "db": ("ccas.db_admin:main", "db migrate|downgrade: run Alembic against CCAS_DATABASE_URL"),
+    "avaya-mock": ("avaya_source.mock.server:main", "run the mock Avaya Contact Recorder"),
+    "poller": ("avaya_source.poller:main", "poll the recorder and publish finished calls to calls.raw"),
+    "scoring-service": ("scoring_service.main:main", "run the scoring HTTP service"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: ccas <command> [args]", "", "commands:"]
+    lines += [f"  {name:<16} {help_text}" for name, (_, help_text) in SUBCOMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    name, rest = args[0], args[1:]
+    if name not in SUBCOMMANDS:
+        print(f"ccas: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module_name, function_name = SUBCOMMANDS[name][0].split(":")
+    function = getattr(importlib.import_module(module_name), function_name)
+    return int(function(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

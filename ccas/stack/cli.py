@@ -1,0 +1,97 @@
+"""`ccas stack up | down | status | logs NAME` and `ccas env`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+
+from ccas import settings
+from ccas.stack.kafka import Kafka
+from ccas.stack.postgres import Postgres
+from ccas.stack.process import StackError, tail
+from ccas.stack.seaweedfs import SeaweedFS
+from ccas.stack.service import Service
+
+SERVICE_TYPES: list[type[Service]] = [Postgres, Kafka, SeaweedFS]
+
+
+def services(names: list[str] | None = None) -> list[Service]:
+    chosen = [service_type() for service_type in SERVICE_TYPES]
+    if names:
+        unknown = set(names) - {service.name for service in chosen}
+        if unknown:
+            raise StackError(f"unknown service(s): {', '.join(sorted(unknown))}; known: {', '.join(s.name for s in chosen)}")
+        chosen = [service for service in chosen if service.name in names]
+    return chosen
+
+
+def up(names: list[str] | None = None) -> None:
+    settings.load_secrets(create=True)
+    chosen = services(names)
+    # Every port is checked before anything starts, so a conflict leaves nothing half-started.
+    for service in chosen:
+        if service.pid() is None:
+            service.check_ports_free()
+    for service in chosen:
+        print(f"stack: {service.name:<9} ... ", end="", flush=True)
+        try:
+            print(service.up(), flush=True)
+        except StackError:
+            print("FAILED", flush=True)
+            raise
+
+
+def down(names: list[str] | None = None) -> None:
+    for service in reversed(services(names)):
+        print(f"stack: {service.name:<9} {service.down()}", flush=True)
+
+
+def print_status(names: list[str] | None = None) -> bool:
+    rows = [service.status() for service in services(names)]
+    print(f"{'service':<10} {'state':<8} {'pid':>7} {'rss':>8}  {'ports':<44} health")
+    for row in rows:
+        ports = ", ".join(f"{label}={port}" for label, port in list(row.ports.items())[:3])
+        if len(row.ports) > 3:
+            ports += f" (+{len(row.ports) - 3})"
+        rss = f"{row.rss_mb:.0f} MB" if row.rss_mb is not None else "-"
+        print(f"{row.name:<10} {row.state:<8} {row.pid or '-':>7} {rss:>8}  {ports:<44} {row.health}")
+    print(f"stack folder: {settings.stack_dir()}   cache: {settings.cache_dir()}")
+    return all(row.state == "running" and row.health.startswith("ok") for row in rows)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="ccas stack", description="the local stack: Kafka, PostgreSQL, S3 (SeaweedFS)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for command, help_text in (("up", "start (idempotent)"), ("down", "stop by pid"), ("status", "state, pid, port, health")):
+        sub.add_parser(command, help=help_text).add_argument("names", nargs="*", help="services (default: all)")
+    logs = sub.add_parser("logs", help="print the last lines of a service's log")
+    logs.add_argument("name")
+    logs.add_argument("-n", "--lines", type=int, default=60)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.ERROR)
+    try:
+        if args.command == "up":
+            up(args.names)
+            return 0 if print_status(args.names) else 1
+        if args.command == "down":
+            down(args.names)
+            return 0
+        if args.command == "status":
+            return 0 if print_status(args.names) else 3
+        service = services([args.name])[0]
+        print(tail(service.log_path(), args.lines))
+        return 0
+    except StackError as error:
+        print(f"ccas stack {args.command}: {error}", file=sys.stderr)
+        return 1
+
+
+def print_env(argv: list[str]) -> int:
+    """Print `export CCAS_...=...` lines for the local stack (eval "$(ccas env)")."""
+    del argv
+    for key, value in sorted(settings.local_stack_env().items()):
+        print(f"export {key}={shlex.quote(value)}")
+    return 0

@@ -1,0 +1,62 @@
+"""SeaweedFS `weed mini` (Apache-2.0) as the S3-compatible server: one process, every port pinned to the stack's range."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from ccas import settings
+from ccas.stack import process, tools
+from ccas.stack.service import Service
+
+S3_IDENTITY = "ccas"
+
+
+class SeaweedFS(Service):
+    name = "s3"
+
+    def ports(self) -> dict[str, int]:
+        p = self.ports_all
+        # weed mini silently moves to another port when one is taken; every one is pinned and checked before start.
+        return {
+            "s3": p.s3, "master": p.weed_master, "master-grpc": p.weed_master_grpc, "volume": p.weed_volume,
+            "volume-grpc": p.weed_volume_grpc, "filer": p.weed_filer, "filer-grpc": p.weed_filer_grpc,
+            "s3-grpc": p.weed_s3_grpc, "webdav": p.weed_webdav, "admin": p.weed_admin, "admin-grpc": p.weed_admin_grpc,
+        }
+
+    def prepare(self) -> None:
+        self.binary = tools.go_binary("weed")
+        secret = settings.load_secrets()
+        identities = {"identities": [{
+            "name": S3_IDENTITY,
+            "credentials": [{"accessKey": secret["CCAS_S3_ACCESS_KEY"], "secretKey": secret["CCAS_S3_SECRET_KEY"]}],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+        }]}
+        config = self.dir / "s3-identities.json"
+        fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(identities, handle)
+        (self.dir / "data").mkdir(exist_ok=True)
+
+    def start(self) -> None:
+        p = self.ports_all
+        argv = [
+            str(self.binary), "mini", f"-dir={self.dir / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            f"-s3.config={self.dir / 's3-identities.json'}", "-s3.autoCreateBucket=false", "-s3.iam=false",
+            f"-s3.port={p.s3}", f"-s3.port.grpc={p.weed_s3_grpc}", "-s3.port.iceberg=0", "-s3.port.lance=0",
+            f"-master.port={p.weed_master}", f"-master.port.grpc={p.weed_master_grpc}", "-master.telemetry=false",
+            f"-volume.port={p.weed_volume}", f"-volume.port.grpc={p.weed_volume_grpc}",
+            f"-filer.port={p.weed_filer}", f"-filer.port.grpc={p.weed_filer_grpc}",
+            f"-filer.localSocket={self.dir / 'filer.sock'}", f"-s3.localSocket={self.dir / 's3.sock'}",
+            "-webdav=false", f"-webdav.port={p.weed_webdav}",
+            "-admin.ui=false", f"-admin.port={p.weed_admin}", f"-admin.port.grpc={p.weed_admin_grpc}", "-admin.port.legacy=0",
+        ]
+        # Without the KEK passphrase SSE-S3 is disabled and versioned PUTs fail (../shared/stack/).
+        env = {"WEED_S3_SSE_KEK_PASSPHRASE": settings.load_secrets()["CCAS_S3_SSE_KEK_PASSPHRASE"]}
+        process.spawn(argv, self.log_file, self.pid_file, env=env, cwd=self.dir)
+
+    def probe(self) -> str:
+        from ccas.s3_admin import s3_client
+
+        buckets = s3_client(connect_timeout=2, read_timeout=3).list_buckets()["Buckets"]
+        return f"S3 API answers, {len(buckets)} bucket(s)"

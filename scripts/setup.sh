@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs everything CCAS needs on a fresh polyglot machine, idempotently:
+# Debian packages (only when missing), the virtualenv (.venv, git-ignored) with pinned Python packages, and the Go-built tools.
+# Downloads and builds are cached in ${CCAS_CACHE:-~/.cache/ccas}, shared by every clone on the machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CCAS_CACHE="${CCAS_CACHE:-$HOME/.cache/ccas}"
+mkdir -p "$CCAS_CACHE"
+log() { printf '[setup] %s\n' "$*"; }
+
+# Debian packages: the PostgreSQL 15 server, espeak-ng + sox (synthetic calls), Prometheus (+promtool), docker-compose (validates
+# docker-compose.flink.yml without an engine). Skipped entirely when all are present.
+apt_needed=()
+[[ -x /usr/lib/postgresql/15/bin/initdb ]] || apt_needed+=(postgresql)
+command -v espeak-ng >/dev/null || apt_needed+=(espeak-ng)
+command -v sox >/dev/null || apt_needed+=(sox)
+command -v promtool >/dev/null || apt_needed+=(prometheus)
+command -v docker-compose >/dev/null || apt_needed+=(docker-compose)
+if [[ ${#apt_needed[@]} -gt 0 ]]; then
+  log "apt-get install ${apt_needed[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_needed[@]}" >/dev/null
+fi
+for tool in java mvn go python3.11; do
+  command -v "$tool" >/dev/null || { echo "setup: $tool is required and missing (the polyglot image ships it)" >&2; exit 1; }
+done
+
+# The virtualenv: reinstalled only when the requirements change (their hash is stamped inside it).
+stamp_value=$(cat requirements.txt requirements-dev.txt setup.py | sha256sum | cut -c1-16)
+if [[ ! -x .venv/bin/python ]] || [[ "$(cat .venv/.ccas-stamp 2>/dev/null)" != "$stamp_value" ]]; then
+  log "creating .venv and installing Python packages (pip cache: $CCAS_CACHE/pip)"
+  [[ -x .venv/bin/python ]] || python3.11 -m venv .venv
+  export PIP_CACHE_DIR="$CCAS_CACHE/pip"
+  .venv/bin/pip install -q --upgrade pip setuptools wheel
+  .venv/bin/pip install -q -r requirements-dev.txt
+  .venv/bin/pip install -q --no-deps -e .
+  echo "$stamp_value" > .venv/.ccas-stamp
+else
+  log ".venv up to date"
+fi
+
+# Go-built tools (SeaweedFS, Prism, Beam's Java boot program): built once per machine into the cache.
+bash scripts/build_tools.sh
+log "done"

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# `make test`: install (cached), start the real local stack, prepare it (schema, topics, bucket), lint, run every test.
+# The stack is stopped at the end when this script started it, or always under CI=true.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+started=$(date +%s)
+bash scripts/setup.sh
+CCAS=.venv/bin/ccas
+
+was_running=true
+$CCAS stack status >/dev/null 2>&1 || was_running=false
+stop_stack() {
+  if [[ "${CI:-}" == "true" || "$was_running" == "false" ]]; then
+    $CCAS stack down || true
+  fi
+}
+trap stop_stack EXIT
+
+$CCAS stack up
+$CCAS db migrate
+$CCAS kafka bootstrap
+$CCAS s3 bootstrap
+echo "[test] lint: ruff"
+.venv/bin/ruff check .
+echo "[test] pytest"
+set +e
+.venv/bin/pytest -p no:cacheprovider -ra "$@"
+status=$?
+set -e
+echo "[test] finished in $(( $(date +%s) - started )) s (pytest exit $status)"
+exit $status

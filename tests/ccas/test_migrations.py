@@ -1,0 +1,89 @@
+"""Alembic upgrade/downgrade on the real PostgreSQL, in a database of the test's own."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg2
+import psycopg2.errors
+import pytest
+
+from ccas import db_admin
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def scratch_db(stack_env: dict[str, str]) -> Iterator[str]:
+    """A fresh database on the stack's server; dropped afterwards."""
+    name = f"ccas_test_{uuid.uuid4().hex[:10]}"
+    base = stack_env["CCAS_DATABASE_URL"]
+    admin = psycopg2.connect(base)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    parts = urlsplit(base)
+    yield urlunsplit(parts._replace(path=f"/{name}"))
+    with admin.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()
+
+
+def _tables(url: str) -> set[str]:
+    with psycopg2.connect(url) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")
+        return {row[0] for row in cursor.fetchall()}
+
+
+def test_upgrade_constraints_and_downgrade(scratch_db: str) -> None:
+    db_admin.upgrade(scratch_db)
+    assert _tables(scratch_db) == {"alembic_version", "agent", "call", "audio_asset", "scoring_result",
+                                   "ingestion_checkpoint", "ingested_recording"}
+
+    connection = psycopg2.connect(scratch_db)
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO call (call_id, started_at, agent_id, status) "
+                       "VALUES ('100234567890123', '2026-11-25T09:58:00Z', '1234', 'PENDING_DOWNLOAD')")
+        cursor.execute("INSERT INTO audio_asset (call_id, s3_key, sha256, codec, sample_rate, duration_seconds, size_bytes,"
+                       " status) "
+                       "VALUES ('100234567890123', 'raw/2026/11/25/100234567890123.wav', %s, 'mulaw', 8000, 106.2, 849660, "
+                       "'READY')", ("ab" * 32,))
+        for version, score in (("sc1.0.0+fx1.0.0", 81.5), ("sc1.1.0+fx1.0.0", 84.0)):
+            cursor.execute("INSERT INTO scoring_result (call_id, score, model_version, details, latency_ms) "
+                           "VALUES ('100234567890123', %s, %s, '{}', 900)", (score, version))
+        cursor.execute("SELECT count(*) FROM scoring_result WHERE call_id = '100234567890123'")
+        assert cursor.fetchone()[0] == 2
+
+        with pytest.raises(psycopg2.errors.UniqueViolation, match="uq_scoring_result_call_model"):
+            cursor.execute("INSERT INTO scoring_result (call_id, score, model_version) "
+                           "VALUES ('100234567890123', 90, 'sc1.0.0+fx1.0.0')")
+        with pytest.raises(psycopg2.errors.UniqueViolation, match="uq_audio_asset_call"):
+            cursor.execute("INSERT INTO audio_asset (call_id, s3_key, sha256, status) VALUES "
+                           "('100234567890123', 'raw/x.wav', %s, 'READY')", ("cd" * 32,))
+        with pytest.raises(psycopg2.errors.CheckViolation, match="ck_call_status"):
+            cursor.execute("INSERT INTO call (call_id, started_at, status) VALUES ('2', now(), 'COMPLETED')")
+        with pytest.raises(psycopg2.errors.CheckViolation, match="ck_call_call_id_pattern"):
+            cursor.execute("INSERT INTO call (call_id, started_at, status) VALUES ('../x', now(), 'SCORED')")
+        with pytest.raises(psycopg2.errors.CheckViolation, match="ck_scoring_result_score_when_scorable"):
+            cursor.execute("INSERT INTO scoring_result (call_id, score, model_version) VALUES ('100234567890123', NULL, 'v9')")
+        with pytest.raises(psycopg2.errors.CheckViolation, match="ck_ingestion_checkpoint_single_row"):
+            cursor.execute("INSERT INTO ingestion_checkpoint (id, last_polled_from, last_polled_to) VALUES (2, now(), now())")
+        # The checkpoint is one row, moved by UPSERT.
+        for _ in range(2):
+            cursor.execute("INSERT INTO ingestion_checkpoint (last_polled_from, last_polled_to) VALUES (now(), now()) "
+                           "ON CONFLICT (id) DO UPDATE SET last_polled_to = EXCLUDED.last_polled_to, updated_at = now()")
+        cursor.execute("SELECT count(*) FROM ingestion_checkpoint")
+        assert cursor.fetchone()[0] == 1
+        cursor.execute("SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")
+        indexes = {row[0] for row in cursor.fetchall()}
+    connection.close()
+    assert {"uq_audio_asset_call", "idx_call_status", "idx_scoring_result_created"} <= indexes
+
+    db_admin.downgrade(scratch_db)
+    assert _tables(scratch_db) <= {"alembic_version"}
+    with psycopg2.connect(scratch_db) as check, check.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM alembic_version")
+        assert cursor.fetchone()[0] == 0
