@@ -20,12 +20,14 @@ $CCAS stack up
 $CCAS db migrate
 $CCAS kafka bootstrap
 $CCAS s3 bootstrap
+set +e
 echo "[test] lint: ruff"
 .venv/bin/ruff check .
+lint_status=$?
 echo "[test] pytest"
-set +e
 .venv/bin/pytest -p no:cacheprovider -ra "$@"
 status=$?
 set -e
-echo "[test] finished in $(( $(date +%s) - started )) s (pytest exit $status)"
+echo "[test] finished in $(( $(date +%s) - started )) s (ruff exit $lint_status, pytest exit $status)"
+[[ $lint_status -eq 0 ]] || exit 1
 exit $status

@@ -33,7 +33,8 @@ def test_compose_file_is_valid(env_file) -> None:
     assert result.returncode == 0, result.stderr
     rendered = yaml.safe_load(result.stdout)
     services = rendered["services"]
-    assert {"kafka", "postgres", "s3", "flink-jobmanager", "flink-taskmanager", "beam-worker-pool", "beam-job-server"} <= set(services)
+    expected = {"kafka", "postgres", "s3", "flink-jobmanager", "flink-taskmanager", "beam-worker-pool", "beam-job-server"}
+    assert expected <= set(services)
     assert services["flink-jobmanager"]["image"].startswith("flink:1.20")
     assert services["beam-job-server"]["image"] == "apache/beam_flink1.20_job_server:2.73.0"
     assert services["beam-worker-pool"]["image"] == "apache/beam_python3.11_sdk:2.73.0"
