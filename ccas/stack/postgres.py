@@ -31,10 +31,6 @@ class Postgres(Service):
     def data_dir(self) -> Path:
         return self.dir / "data"
 
-    @property
-    def pid_file_path(self) -> Path:
-        return self.data_dir / "postmaster.pid"
-
     def pid(self) -> int | None:
         # postgres writes its own pid file (first line = postmaster pid); its command line names the data dir.
         return process.owned_pid(self.data_dir / "postmaster.pid", str(self.data_dir))

@@ -113,6 +113,19 @@ def terminate(pid: int, timeout_s: float = 30.0) -> None:
     _reap(pid)
 
 
+def exit_status(pid: int) -> str:
+    """How a child of ours ended (reaping it), or 'still running' / 'not our child'."""
+    try:
+        reaped, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return "not our child"
+    if reaped == 0:
+        return "still running"
+    if os.WIFSIGNALED(status):
+        return f"killed by signal {os.WTERMSIG(status)}"
+    return f"exit code {os.WEXITSTATUS(status)}"
+
+
 def _reap(pid: int) -> None:
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)

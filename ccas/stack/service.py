@@ -81,13 +81,19 @@ class Service:
         self.after_start()
         return f"started in {time.monotonic() - started:.1f} s"
 
+    def _started_pid(self) -> int | None:
+        # The pid recorded at spawn, trusted without the command-line check: the process was started by this very call.
+        return process.read_pid(self.pid_file) if self.pid_file.exists() else self.pid()
+
     def wait_healthy(self) -> None:
         deadline = time.monotonic() + self.start_timeout_s
         last_error = "no probe yet"
+        started = self._started_pid()
         while time.monotonic() < deadline:
-            pid = self.pid()
-            if pid is None:
-                raise StackError(f"{self.name} exited during start-up; last log lines:\n{process.tail(self.log_file)}")
+            if started is None or not process.pid_alive(started):
+                exit_note = process.exit_status(started) if started else "no pid recorded"
+                raise StackError(f"{self.name} exited during start-up ({exit_note}); last log lines:\n"
+                                 f"{process.tail(self.log_file)}")
             try:
                 self.probe()
                 return

@@ -21,6 +21,7 @@ from ccas import settings
 from ccas.kafka_admin import producer
 from ccas.s3_admin import s3_client
 from ccas.stack import process
+from ccas.stack.cli import SERVICE_TYPES
 
 pytestmark = pytest.mark.integration
 
@@ -70,11 +71,13 @@ def test_down_stops_every_process_and_up_restores_the_data(second_stack) -> None
     env, folder = second_stack
     started = _ccas(env, "stack", "up")
     assert started.returncode == 0, started.stderr + started.stdout
-    for service in ("postgres", "kafka", "s3"):
-        assert f"\n{service}" in started.stdout and "running" in started.stdout
+    names = [service_type.name for service_type in SERVICE_TYPES]
+    assert {"postgres", "kafka", "s3"} <= set(names)
+    for name in names:
+        assert f"\n{name}" in started.stdout
     status = _ccas(env, "stack", "status")
     assert status.returncode == 0, status.stdout
-    assert status.stdout.count("ok: ") == 3
+    assert status.stdout.count("ok: ") == len(names)
     assert str(PORT_BASE + 10) in status.stdout  # the kafka broker port of this stack
     stack = _stack_settings(env)
 
