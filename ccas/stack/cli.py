@@ -8,13 +8,14 @@ import shlex
 import sys
 
 from ccas import settings
+from ccas.stack.expansion import Expansion
 from ccas.stack.kafka import Kafka
 from ccas.stack.postgres import Postgres
 from ccas.stack.process import StackError, tail
 from ccas.stack.seaweedfs import SeaweedFS
 from ccas.stack.service import Service
 
-SERVICE_TYPES: list[type[Service]] = [Postgres, Kafka, SeaweedFS]
+SERVICE_TYPES: list[type[Service]] = [Postgres, Kafka, SeaweedFS, Expansion]
 
 
 def services(names: list[str] | None = None) -> list[Service]:
