@@ -1,0 +1,138 @@
+"""Publishing to calls.raw exactly once: one Kafka transaction per window, and reconciliation against the topic on doubt.
+
+Why both: the dedup rows are written to PostgreSQL after the Kafka transaction commits, and no transaction spans the two. A crash
+(or a DB error) between them leaves calls on the topic that the table does not know. Before polling again the poller therefore
+(1) re-inits the transactional producer, which fences any zombie and aborts its open transaction, then (2) reads the topic
+back with isolation read_committed from the earliest timestamp an unrecorded call can have (values are stamped with the call's
+end time, which is after its start, which is inside the un-checkpointed window) and records every call_id found. Consumers of
+calls.raw must read with isolation.level=read_committed so aborted attempts are invisible to them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import datetime
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from avaya_source.records import Recording
+from avaya_source.store import Published
+
+log = logging.getLogger(__name__)
+
+
+class TransactionalPublisher:
+    def __init__(self, bootstrap: str, topic: str, transactional_id: str, *, transaction_timeout_ms: int = 60_000) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.transactional_id = transactional_id
+        self.transaction_timeout_ms = transaction_timeout_ms
+        self._producer: KafkaProducer | None = None
+
+    def _open(self) -> KafkaProducer:
+        if self._producer is None:
+            producer = KafkaProducer(
+                bootstrap_servers=self.bootstrap,
+                client_id="ccas-poller",
+                transactional_id=self.transactional_id,
+                transaction_timeout_ms=self.transaction_timeout_ms,
+                enable_idempotence=True,
+                acks="all",
+                compression_type="lz4",
+                linger_ms=5,
+                key_serializer=str.encode,
+                value_serializer=lambda value: json.dumps(value, separators=(",", ":")).encode(),
+            )
+            producer.init_transactions()  # fences an earlier instance with this id and aborts what it left open
+            self._producer = producer
+        return self._producer
+
+    def start(self) -> None:
+        self._open()
+
+    def publish(self, events: list[tuple[Recording, dict]]) -> None:
+        """Send all events in one transaction; returns once it is committed (which flushes), raises if it is not."""
+        if not events:
+            return
+        producer = self._open()
+        producer.begin_transaction()
+        try:
+            for recording, value in events:
+                ended_at = recording.ended_at
+                assert ended_at is not None
+                # Kafka timestamp = call end: the pipeline's event time (DESIGN.md, SLA measured from call end).
+                producer.send(self.topic, key=recording.call_id, value=value, timestamp_ms=int(ended_at.timestamp() * 1000))
+            producer.commit_transaction()
+        except Exception:
+            self.reset()
+            raise
+
+    def reset(self) -> None:
+        """Drop the producer after any doubt; the next use re-inits the transactional id (aborting anything left open)."""
+        if self._producer is not None:
+            try:
+                self._producer.close(timeout=5)
+            except Exception:  # noqa: BLE001 - closing a broken producer must not mask the original error
+                log.debug("closing producer failed", exc_info=True)
+        self._producer = None
+
+    def close(self) -> None:
+        self.reset()
+
+    def read_back(self, since: datetime, timeout_s: float = 60.0) -> list[Published]:
+        """Every committed call on the topic whose Kafka timestamp (= call end) is >= since."""
+        self._open()  # fence first, so nothing of ours is still in flight while we read
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            client_id="ccas-poller-reconcile",
+            group_id=None,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            consumer_timeout_ms=int(timeout_s * 1000),
+        )
+        found: list[Published] = []
+        try:
+            partitions = consumer.partitions_for_topic(self.topic) or set()
+            tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+            if not tps:
+                return found
+            consumer.assign(tps)
+            starts = consumer.offsets_for_times({tp: int(since.timestamp() * 1000) for tp in tps})
+            ends = consumer.end_offsets(tps)
+            todo = {}
+            for tp in tps:
+                start = starts.get(tp)
+                if start is None or start.offset >= ends[tp]:
+                    consumer.pause(tp)
+                    continue
+                consumer.seek(tp, start.offset)
+                todo[tp] = ends[tp]
+            deadline = time.monotonic() + timeout_s
+            while todo:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"reconcile: {self.topic} not read back to its end within {timeout_s} s")
+                batch = consumer.poll(timeout_ms=1000, max_records=2000)
+                for tp, messages in batch.items():
+                    for message in messages:
+                        if message.offset < todo.get(tp, -1):
+                            found.append(_published_of(message.value))
+                for tp in list(todo):
+                    if consumer.position(tp) >= todo[tp]:
+                        consumer.pause(tp)
+                        del todo[tp]
+        finally:
+            consumer.close()
+        return [p for p in found if p is not None]
+
+
+def _published_of(raw: bytes) -> Published | None:
+    try:
+        value = json.loads(raw)
+        started = datetime.fromisoformat(value["started_at"].replace("Z", "+00:00"))
+        ended = datetime.fromisoformat(value["ended_at"].replace("Z", "+00:00")) if value.get("ended_at") else None
+        return Published(value["call_id"], value.get("switch_call_id"), started, ended)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        log.warning("reconcile: unreadable value on the topic skipped", exc_info=True)
+        return None
