@@ -15,6 +15,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "avaya-mock": ("avaya_source.mock.server:main", "run the mock Avaya Contact Recorder"),
     "poller": ("avaya_source.poller:main", "poll the recorder and publish finished calls to calls.raw"),
     "scoring-service": ("scoring_service.main:main", "run the scoring HTTP service"),
+    "demo": ("ccas.demo:main", "the whole system on the local stack, with progress and a table of scored calls"),
 }
 
 

@@ -25,10 +25,18 @@ log = logging.getLogger(__name__)
 NOT_IMPLEMENTED_CODES = {"NotImplemented", "501"}
 
 
+def _sse_header(params: dict[str, Any], **_: Any) -> None:
+    params["headers"]["x-amz-server-side-encryption"] = "AES256"
+
+
 def s3_client(endpoint: str | None = None, access_key: str | None = None, secret_key: str | None = None,
               connect_timeout: float = 5, read_timeout: float = 60, max_pool: int = 10) -> Any:
-    """A boto3 S3 client for CCAS_S3_* (path-style: S3-compatible servers do not resolve virtual-host buckets)."""
-    return boto3.client(
+    """A boto3 S3 client for CCAS_S3_* (path-style: S3-compatible servers do not resolve virtual-host buckets).
+
+    SeaweedFS evaluates the deny-unencrypted bucket policy on CompleteMultipartUpload and AbortMultipartUpload too (AWS
+    judges the SSE header on the initiating request only), so against a non-AWS endpoint those calls repeat the header.
+    """
+    client = boto3.client(
         "s3",
         endpoint_url=endpoint or setting("CCAS_S3_ENDPOINT"),
         aws_access_key_id=access_key or setting("CCAS_S3_ACCESS_KEY"),
@@ -38,6 +46,10 @@ def s3_client(endpoint: str | None = None, access_key: str | None = None, secret
                       retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=max_pool,
                       request_checksum_calculation="when_required", response_checksum_validation="when_required"),
     )
+    if not client.meta.endpoint_url.endswith(".amazonaws.com"):
+        for operation in ("CompleteMultipartUpload", "AbortMultipartUpload"):
+            client.meta.events.register(f"before-call.s3.{operation}", _sse_header)
+    return client
 
 
 def lifecycle_rules() -> list[dict[str, Any]]:

@@ -1,0 +1,35 @@
+"""The pipeline graph, one line per stage (labels are stable: Flink shows them and savepoints depend on them)."""
+
+from __future__ import annotations
+
+import apache_beam as beam
+
+from pipeline.options import JobConfig
+from pipeline.transforms.commit import CommitOffsets
+from pipeline.transforms.dedup import DedupPerCall
+from pipeline.transforms.download import DownloadToS3
+from pipeline.transforms.enrich import EnrichCall
+from pipeline.transforms.parse import ParseAndValidate
+from pipeline.transforms.read import ReadCallEvents
+from pipeline.transforms.score import ScoreCall
+from pipeline.transforms.write import WriteDeadLetters, WriteResults
+
+
+def build_pipeline(p: beam.Pipeline, config: JobConfig) -> None:
+    records = p | "ReadCallEvents" >> ReadCallEvents(config)
+    events, bad_messages = records | "ParseAndValidate" >> ParseAndValidate()
+    unique, duplicates = events | "DedupPerCall" >> DedupPerCall(config.dedup_ttl_s)
+    enriched, enrich_failures, already_scored = unique | "EnrichCall" >> EnrichCall(config)
+    stored, download_failures = enriched | "DownloadToS3" >> DownloadToS3(config)
+    scored, scoring_failures = stored | "ScoreCall" >> ScoreCall(config)
+    written = scored | "WriteResults" >> WriteResults(config)
+    dead = (
+        (bad_messages, enrich_failures, download_failures, scoring_failures)
+        | "CollectDeadLetters" >> beam.Flatten()
+        | "WriteDeadLetters" >> WriteDeadLetters(config)
+    )
+    _ = (
+        (written, dead, duplicates, already_scored)
+        | "CollectFinished" >> beam.Flatten()
+        | "CommitOffsets" >> CommitOffsets(config.kafka_bootstrap, config.consumer_group)
+    )

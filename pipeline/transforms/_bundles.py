@@ -1,0 +1,81 @@
+"""Stages that batch their database and Kafka writes per bundle and run their I/O concurrently under a per-process bound."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import apache_beam as beam
+from apache_beam import pvalue
+from apache_beam.utils.windowed_value import WindowedValue
+
+_SEMAPHORES: dict[str, threading.BoundedSemaphore] = {}
+_SEMAPHORES_LOCK = threading.Lock()
+
+
+def process_bound(name: str, size: int) -> threading.BoundedSemaphore:
+    """One semaphore per stage per worker process: the concurrency bound holds across every DoFn instance and bundle thread."""
+    with _SEMAPHORES_LOCK:
+        if name not in _SEMAPHORES:
+            _SEMAPHORES[name] = threading.BoundedSemaphore(size)
+        return _SEMAPHORES[name]
+
+
+@dataclass
+class Held:
+    element: Any
+    timestamp: Any
+    window: Any
+    work: Future | None = None
+
+
+class BatchingDoFn(beam.DoFn):
+    """process() starts each element's I/O (bounded); finish_bundle() waits, writes the batch, then emits.
+
+    Subclasses implement `work(element)` (runs on the pool; may return anything) and `complete(held) -> [(tag, value, held)]`,
+    where tag None is the main output. An element is emitted only after `complete` returned, i.e. after its batch was written.
+    """
+
+    concurrency = 1
+    bound_name = ""
+
+    def setup(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=max(1, self.concurrency), thread_name_prefix=type(self).__name__)
+        self._bound = process_bound(self.bound_name or type(self).__name__, max(1, self.concurrency))
+
+    def teardown(self) -> None:
+        pool = getattr(self, "_pool", None)
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def start_bundle(self) -> None:
+        self._held: list[Held] = []
+
+    def work(self, element: Any) -> Any:
+        return None
+
+    def complete(self, held: list[Held]) -> list[tuple[str | None, Any, Held]]:
+        raise NotImplementedError
+
+    def _bounded_work(self, element: Any) -> Any:
+        with self._bound:
+            return self.work(element)
+
+    def process(self, element: Any, timestamp: Any = beam.DoFn.TimestampParam,
+                window: Any = beam.DoFn.WindowParam) -> Iterator[Any]:
+        held = Held(element, timestamp, window)
+        if type(self).work is not BatchingDoFn.work:
+            held.work = self._pool.submit(self._bounded_work, element)
+        self._held.append(held)
+        return iter(())
+
+    def finish_bundle(self) -> Iterator[Any]:
+        held, self._held = self._held, []
+        if not held:
+            return
+        for tag, value, origin in self.complete(held):
+            windowed = WindowedValue(value, origin.timestamp, [origin.window])
+            yield windowed if tag is None else pvalue.TaggedOutput(tag, windowed)

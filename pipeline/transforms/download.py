@@ -1,0 +1,148 @@
+"""DownloadToS3: stream each recording from the recorder's Replay API into S3, hash it, read its WAV header, record the asset.
+
+Retry policy (the seed's): a failed replay is retried after 1, 2, 4, 8 s — 5 attempts — then goes to audio.ready.dlq.
+A recording whose header cannot be read is still stored (it is the recording we got): judging audio is the scorer's job.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from avaya_source.client import AvayaClient, AvayaError, Credentials
+from callgen.wav import WavError, read_wav_info
+from ccas.s3_admin import s3_client
+from pipeline import metrics as prom
+from pipeline.io.database import Database
+from pipeline.io.publisher import EventPublisher
+from pipeline.io.storage import AudioStore
+from pipeline.model import DeadLetter, EnrichedCall, StoredAudio, iso, parse_iso, utcnow
+from pipeline.options import JobConfig
+from pipeline.transforms._bundles import BatchingDoFn, Held
+
+log = logging.getLogger(__name__)
+DEAD = "dead_letter"
+
+
+def s3_key_for(call: EnrichedCall) -> str:
+    day = parse_iso(call.started_at)
+    return f"raw/{day:%Y}/{day:%m}/{day:%d}/{call.call_id}.wav"
+
+
+def wav_facts(head: bytes, size: int) -> dict[str, Any]:
+    """codec, sample_rate, channels, duration from the header; all None when the header is unreadable."""
+    try:
+        info = read_wav_info(io.BytesIO(head), total_size=size)
+    except WavError:
+        return {"codec": None, "sample_rate": None, "channels": None, "duration_s": None}
+    return {"codec": info.codec, "sample_rate": info.sample_rate, "channels": info.channels,
+            "duration_s": round(info.duration_s, 2)}
+
+
+class _DownloadFn(BatchingDoFn):
+    """EnrichedCall → StoredAudio (after the bundle's audio_asset upsert and audio.ready publish) | dead letter."""
+
+    bound_name = "download"
+
+    def __init__(self, config: JobConfig) -> None:
+        self.config = config
+        self.concurrency = config.download_concurrency
+        self.downloaded = Metrics.counter(self.__class__, "calls_downloaded")
+        self.failures = Metrics.counter(self.__class__, "download_failures")
+        self.bytes = Metrics.counter(self.__class__, "bytes_stored")
+
+    def setup(self) -> None:
+        super().setup()
+        prom.ensure_metrics_server(self.config.metrics_port)
+        c = self.config
+        # Our retry policy is the only one: the client's own retries are off.
+        self.recorder = AvayaClient(c.avaya_url, Credentials(c.avaya_user, c.avaya_password), retries=0, read_timeout=60)
+        self.store = AudioStore(s3_client(c.s3_endpoint, c.s3_access_key, c.s3_secret_key, max_pool=max(10, self.concurrency)),
+                                c.s3_bucket)
+        self.db = Database(c.database_url)
+        self.publisher = EventPublisher(c.kafka_bootstrap, "ccas-pipeline-download")
+
+    def teardown(self) -> None:
+        self.recorder.close()
+        self.db.close()
+        self.publisher.close()
+        super().teardown()
+
+    def _store_once(self, call: EnrichedCall, attempt: int) -> StoredAudio:
+        day = parse_iso(call.started_at)
+        tags = {"call_id": call.call_id, "agent_id": call.agent_id or "unknown", "date": f"{day:%Y-%m-%d}"}
+
+        def metadata_of(head: bytes, size: int, sha256: str) -> dict[str, Any]:
+            facts = wav_facts(head, size)
+            return {"sha256": sha256, "codec": facts["codec"] or "unknown", "duration": facts["duration_s"] or "",
+                    "sample_rate": facts["sample_rate"] or "", "channels": facts["channels"] or ""}
+
+        with self.recorder.replay(call.call_id) as replay:
+            stored = self.store.put_stream(s3_key_for(call), iter(replay), tags, metadata_of)
+        facts = wav_facts(stored.head, stored.size_bytes)
+        return StoredAudio(call=call, s3_key=stored.key, s3_version_id=stored.version_id, sha256=stored.sha256,
+                           size_bytes=stored.size_bytes, stored_at=iso(utcnow()), attempts=attempt, **facts)
+
+    def work(self, call: EnrichedCall) -> StoredAudio | DeadLetter:
+        attempts = self.config.download_attempts
+        for attempt in range(1, attempts + 1):
+            started = time.monotonic()
+            try:
+                stored = self._store_once(call, attempt)
+                prom.DOWNLOAD_LATENCY_MS.observe((time.monotonic() - started) * 1000)
+                return stored
+            except AvayaError as error:
+                self.failures.inc()
+                log.warning("replay of %s failed (attempt %d/%d): %s", call.call_id, attempt, attempts, error)
+                if attempt == attempts:
+                    return DeadLetter.of("download", error, retries=attempts, payload=call.raw, call_id=call.call_id,
+                                         source=call.source)
+                time.sleep(self.config.download_backoff_s * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")
+
+    def complete(self, held: list[Held]) -> list[tuple[str | None, Any, Held]]:
+        out: list[tuple[str | None, Any, Held]] = []
+        stored: list[tuple[StoredAudio, Held]] = []
+        for item in held:
+            result = item.work.result() if item.work else None
+            if isinstance(result, DeadLetter):
+                out.append((DEAD, result, item))
+            else:
+                stored.append((result, item))
+        if stored:
+            self.db.record_assets([audio for audio, _ in stored])
+            for audio, item in stored:
+                delay_ms = int((parse_iso(audio.stored_at) - parse_iso(audio.call.ended_at)).total_seconds() * 1000)
+                self.publisher.send("audio.ready", audio.call_id, {
+                    "call_id": audio.call_id, "s3_key": audio.s3_key, "sha256": audio.sha256, "duration": audio.duration_s,
+                    "sample_rate": audio.sample_rate, "codec": audio.codec or "unknown", "channels": audio.channels,
+                    "size_bytes": audio.size_bytes, "agent_id": audio.call.agent_id, "ended_at": audio.call.ended_at,
+                    "ingest_delay_ms": max(0, delay_ms),
+                })
+                self.bytes.inc(audio.size_bytes)
+                out.append((None, audio, item))
+            self.publisher.flush()
+            self.downloaded.inc(len(stored))
+            prom.CALLS_PROCESSED.labels("download").inc(len(stored))
+        return out
+
+
+class DownloadToS3(beam.PTransform):
+    """EnrichedCall → (StoredAudio, DeadLetter).
+
+    Args:
+        config: recorder, S3, database and Kafka settings; download concurrency and retry policy.
+    """
+
+    def __init__(self, config: JobConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    def expand(self, calls: Any) -> tuple[Any, Any]:
+        results = calls | "Download" >> beam.ParDo(_DownloadFn(self.config)).with_outputs(DEAD, main="good")
+        return results.good, results[DEAD]

@@ -1,0 +1,85 @@
+"""ParseAndValidate: Kafka records of calls.raw → schema-valid CallEvents; anything else → a dead letter with its reason."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import apache_beam as beam
+from apache_beam import pvalue
+from apache_beam.metrics import Metrics
+
+import schemas
+from pipeline.io.records import KafkaRecord
+from pipeline.model import CallEvent, DeadLetter, SourcePosition
+
+DEAD = "dead_letter"
+MAX_PAYLOAD_CHARS = 1_000_000
+
+
+class UndecodableMessage(ValueError):
+    """The value is not UTF-8 JSON text holding an object."""
+
+
+class KeyMismatch(ValueError):
+    """The message key is not the call_id of its value (producers key by call_id)."""
+
+
+def decode_value(value: bytes | None) -> dict[str, Any]:
+    if value is None:
+        raise UndecodableMessage("empty message value (tombstone)")
+    try:
+        decoded = json.loads(value.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise UndecodableMessage(f"value is not UTF-8: {error}") from error
+    except json.JSONDecodeError as error:
+        raise UndecodableMessage(f"value is not JSON: {error}") from error
+    if not isinstance(decoded, dict):
+        raise UndecodableMessage(f"value is JSON {type(decoded).__name__}, not an object")
+    return decoded
+
+
+def original_payload(value: bytes | None) -> Any:
+    """What a dead letter keeps of the message: the JSON object when there is one, else the text (replacement chars)."""
+    try:
+        return decode_value(value)
+    except UndecodableMessage:
+        return (value or b"").decode("utf-8", errors="replace")[:MAX_PAYLOAD_CHARS]
+
+
+class _ParseFn(beam.DoFn):
+    """KafkaRecord → CallEvent | TaggedOutput(dead_letter, DeadLetter)."""
+
+    def __init__(self) -> None:
+        self.parsed = Metrics.counter(self.__class__, "calls_parsed")
+        self.rejected = Metrics.counter(self.__class__, "calls_rejected")
+
+    def process(self, record: KafkaRecord) -> Iterator[Any]:
+        source = SourcePosition(record.topic, record.partition, record.offset)
+        try:
+            value = decode_value(record.value)
+            schemas.validate("calls.raw", value)
+            key = record.key.decode("utf-8", errors="replace") if record.key is not None else None
+            if key is not None and key != value["call_id"]:
+                raise KeyMismatch(f"message key {key[:40]!r} is not the call_id {value['call_id']!r}")
+        except (UndecodableMessage, schemas.SchemaError, KeyMismatch) as error:
+            self.rejected.inc()
+            payload = original_payload(record.value)
+            call_id = payload.get("call_id") if isinstance(payload, dict) and isinstance(payload.get("call_id"), str) else None
+            yield pvalue.TaggedOutput(DEAD, DeadLetter.of("parse", error, retries=0, payload=payload,
+                                                          call_id=call_id[:256] if call_id else None, source=source))
+            return
+        self.parsed.inc()
+        yield CallEvent(value["call_id"], value, source)
+
+
+class ParseAndValidate(beam.PTransform):
+    """calls.raw records → (CallEvent, DeadLetter).
+
+    Returns a tuple (good, dead_letters): undecodable, schema-invalid or mis-keyed messages become dead letters for calls.raw.dlq.
+    """
+
+    def expand(self, records: Any) -> tuple[Any, Any]:
+        results = records | "Parse" >> beam.ParDo(_ParseFn()).with_outputs(DEAD, main="good")
+        return results.good, results[DEAD]

@@ -1,0 +1,101 @@
+"""ScoreCall: stream each stored recording from S3 to the scoring service; 5xx/timeouts retried with jitter, 4xx dead at once."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from ccas.s3_admin import s3_client
+from pipeline import metrics as prom
+from pipeline.io.scoring_client import ScoringClient, ScoringError
+from pipeline.io.storage import AudioStore
+from pipeline.model import DeadLetter, ScoredCall, StoredAudio, iso, utcnow
+from pipeline.options import JobConfig
+from pipeline.transforms._bundles import BatchingDoFn, Held
+
+log = logging.getLogger(__name__)
+DEAD = "dead_letter"
+
+
+class _ScoreFn(BatchingDoFn):
+    """StoredAudio → ScoredCall | dead letter (4xx at once with retries=1; 5xx/timeout after the last attempt)."""
+
+    bound_name = "score"
+
+    def __init__(self, config: JobConfig) -> None:
+        self.config = config
+        self.concurrency = config.scoring_concurrency
+        self.scored = Metrics.counter(self.__class__, "calls_scored")
+        self.failures = Metrics.counter(self.__class__, "scoring_failures")
+
+    def setup(self) -> None:
+        super().setup()
+        prom.ensure_metrics_server(self.config.metrics_port)
+        c = self.config
+        self.client = ScoringClient(c.scoring_url, pool_size=self.concurrency)
+        self.store = AudioStore(s3_client(c.s3_endpoint, c.s3_access_key, c.s3_secret_key, max_pool=max(10, self.concurrency)),
+                                c.s3_bucket)
+
+    def teardown(self) -> None:
+        self.client.close()
+        super().teardown()
+
+    def _score_once(self, audio: StoredAudio) -> ScoredCall:
+        body, size = self.store.open(audio.s3_key, audio.s3_version_id)
+        started = time.monotonic()
+        try:
+            answer = self.client.score(call_id=audio.call_id, agent_id=audio.call.agent_id, audio=body, size=size)
+        finally:
+            body.close()
+        latency_ms = int((time.monotonic() - started) * 1000)
+        prom.SCORING_LATENCY_MS.observe(latency_ms)
+        score = answer.get("score")
+        return ScoredCall(audio=audio, score=None if score is None else float(score), scorable=bool(answer.get("scorable", True)),
+                          reason=answer.get("reason"), model_version=str(answer["model_version"])[:32], latency_ms=latency_ms,
+                          breakdown=list(answer.get("breakdown") or []), response=answer, scored_at=iso(utcnow()))
+
+    def work(self, audio: StoredAudio) -> ScoredCall | DeadLetter:
+        attempts = self.config.scoring_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._score_once(audio)
+            except (ScoringError, KeyError, ValueError) as error:
+                self.failures.inc()
+                retryable = isinstance(error, ScoringError) and error.retryable
+                log.warning("scoring %s failed (attempt %d/%d, %s): %s", audio.call_id, attempt, attempts,
+                            "retryable" if retryable else "permanent", error)
+                if not retryable or attempt == attempts:
+                    return DeadLetter.of("score", error, retries=attempt, payload=audio.call.raw, call_id=audio.call_id,
+                                         source=audio.source)
+                # Full jitter: retries of many workers after a scoring outage spread out instead of arriving together.
+                time.sleep(random.uniform(0, self.config.scoring_backoff_s * 2 ** (attempt - 1)))
+        raise AssertionError("unreachable")
+
+    def complete(self, held: list[Held]) -> list[tuple[str | None, Any, Held]]:
+        out: list[tuple[str | None, Any, Held]] = []
+        for item in held:
+            result = item.work.result() if item.work else None
+            out.append((DEAD if isinstance(result, DeadLetter) else None, result, item))
+        self.scored.inc(sum(1 for tag, _, _ in out if tag is None))
+        return out
+
+
+class ScoreCall(beam.PTransform):
+    """StoredAudio → (ScoredCall, DeadLetter).
+
+    Args:
+        config: S3 and scoring-service settings; scoring concurrency and retry policy.
+    """
+
+    def __init__(self, config: JobConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    def expand(self, stored: Any) -> tuple[Any, Any]:
+        results = stored | "Score" >> beam.ParDo(_ScoreFn(self.config)).with_outputs(DEAD, main="good")
+        return results.good, results[DEAD]

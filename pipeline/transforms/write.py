@@ -1,0 +1,113 @@
+"""WriteResults and WriteDeadLetters: the pipeline's final sinks. Each emits the Kafka position of every message it finished,
+so CommitOffsets can advance the consumer group only past messages whose every write succeeded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from pipeline import metrics as prom
+from pipeline.io.database import Database
+from pipeline.io.publisher import EventPublisher
+from pipeline.model import DeadLetter, ScoredCall, parse_iso
+from pipeline.options import JobConfig
+from pipeline.transforms._bundles import BatchingDoFn, Held
+
+
+class _WriteResultsFn(BatchingDoFn):
+    """ScoredCall → SourcePosition, after the bundle's scoring_result upsert, call SCORED, and scoring.results publish."""
+
+    def __init__(self, config: JobConfig) -> None:
+        self.config = config
+        self.written = Metrics.counter(self.__class__, "results_written")
+
+    def setup(self) -> None:
+        super().setup()
+        self.db = Database(self.config.database_url)
+        self.publisher = EventPublisher(self.config.kafka_bootstrap, "ccas-pipeline-results")
+
+    def teardown(self) -> None:
+        self.db.close()
+        self.publisher.close()
+        super().teardown()
+
+    def complete(self, held: list[Held]) -> list[tuple[str | None, Any, Held]]:
+        scored: list[ScoredCall] = [item.element for item in held]
+        end_to_end = {s.call_id: max(0, int((parse_iso(s.scored_at) - parse_iso(s.audio.call.ended_at)).total_seconds() * 1000))
+                      for s in scored}
+        self.db.record_scores(scored, end_to_end)
+        for result in scored:
+            self.publisher.send("scoring.results", result.call_id, {
+                "call_id": result.call_id, "score": result.score, "scorable": result.scorable, "reason": result.reason,
+                "model_version": result.model_version, "latency_ms": result.latency_ms,
+                "end_to_end_ms": end_to_end[result.call_id], "breakdown": result.breakdown,
+            })
+            prom.END_TO_END_SECONDS.observe(end_to_end[result.call_id] / 1000)
+        self.publisher.flush()
+        self.written.inc(len(scored))
+        prom.CALLS_PROCESSED.labels("score").inc(len(scored))
+        return [(None, item.element.source, item) for item in held]
+
+
+class WriteResults(beam.PTransform):
+    """ScoredCall → SourcePosition of each message fully written (PostgreSQL + scoring.results)."""
+
+    def __init__(self, config: JobConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    def expand(self, scored: Any) -> Any:
+        return scored | "Write" >> beam.ParDo(_WriteResultsFn(self.config))
+
+
+def dead_letter_value(letter: DeadLetter) -> dict[str, Any]:
+    return {
+        "call_id": letter.call_id, "stage": letter.stage, "source_topic": letter.source.topic if letter.source else "calls.raw",
+        "source_partition": letter.source.partition if letter.source else None,
+        "source_offset": letter.source.offset if letter.source else None,
+        "error_type": letter.error_type, "error": letter.error, "stack": letter.stack, "retries": letter.retries,
+        "failed_at": letter.failed_at, "payload": letter.payload,
+    }
+
+
+class _WriteDeadLettersFn(BatchingDoFn):
+    """DeadLetter → SourcePosition, after it is on its *.dlq topic and the call (if stored) is marked ERROR."""
+
+    def __init__(self, config: JobConfig) -> None:
+        self.config = config
+        self.written = Metrics.counter(self.__class__, "dead_letters")
+
+    def setup(self) -> None:
+        super().setup()
+        self.db = Database(self.config.database_url)
+        self.publisher = EventPublisher(self.config.kafka_bootstrap, "ccas-pipeline-dlq")
+
+    def teardown(self) -> None:
+        self.db.close()
+        self.publisher.close()
+        super().teardown()
+
+    def complete(self, held: list[Held]) -> list[tuple[str | None, Any, Held]]:
+        letters: list[DeadLetter] = [item.element for item in held]
+        for letter in letters:
+            self.publisher.send(letter.topic, letter.call_id or "unknown", dead_letter_value(letter))
+            prom.DEAD_LETTERS.labels(letter.stage, letter.error_type).inc()
+        self.publisher.flush()
+        # Calls that reached the database (download/score failures) show ERROR until a requeue moves them on.
+        self.db.mark_errors({letter.call_id: f"{letter.stage}: {letter.error_type}: {letter.error}"[:1000] for letter in letters
+                             if letter.call_id and letter.stage in ("download", "score", "write")})
+        self.written.inc(len(letters))
+        return [(None, item.element.source, item) for item in held if item.element.source is not None]
+
+
+class WriteDeadLetters(beam.PTransform):
+    """DeadLetter → SourcePosition: routes each to its stage's *.dlq topic with error_type, stack, retries and the payload."""
+
+    def __init__(self, config: JobConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    def expand(self, letters: Any) -> Any:
+        return letters | "Publish" >> beam.ParDo(_WriteDeadLettersFn(self.config))
