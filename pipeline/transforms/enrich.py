@@ -50,6 +50,9 @@ def enrich(event: CallEvent) -> EnrichedCall:
     agent_id, agent_name = split_agent(value.get("raw_agent"))
     started = parse_iso(value["started_at"])
     ended = parse_iso(value["ended_at"])
+    if ended < started:
+        # The schema cannot say it; the database would refuse the row and fail the whole bundle.
+        raise ValueError(f"ended_at {value['ended_at']} is before started_at {value['started_at']}")
     return EnrichedCall(
         call_id=event.call_id, started_at=iso(started), ended_at=iso(ended), duration=float(value["duration"]),
         agent_id=agent_id, agent_name=agent_name, other_party=first_party(value.get("other_parties")),
