@@ -11,7 +11,7 @@ import logging
 import random
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import psycopg2
@@ -21,19 +21,29 @@ from ccas.apps import App, ccas_command, pipeline_command, wait_http
 
 log = logging.getLogger(__name__)
 
+# Only this demo's recordings count (the mock recorder lists them), whatever else shares the database.
 _PROGRESS_SQL = """
 SELECT
-  (SELECT count(*) FROM ingested_recording WHERE published_at >= %(since)s),
-  (SELECT count(*) FROM call WHERE created_at >= %(since)s),
-  (SELECT count(*) FROM audio_asset a JOIN call c USING (call_id) WHERE c.created_at >= %(since)s),
-  (SELECT count(*) FROM scoring_result s JOIN call c USING (call_id) WHERE c.created_at >= %(since)s),
-  (SELECT count(*) FROM call WHERE created_at >= %(since)s AND status = 'ERROR')
+  (SELECT count(*) FROM ingested_recording WHERE call_id = ANY(%(ids)s)),
+  (SELECT count(*) FROM call WHERE call_id = ANY(%(ids)s)),
+  (SELECT count(*) FROM audio_asset WHERE call_id = ANY(%(ids)s)),
+  (SELECT count(*) FROM scoring_result WHERE call_id = ANY(%(ids)s)),
+  (SELECT count(*) FROM call WHERE call_id = ANY(%(ids)s) AND status = 'ERROR')
 """
 _RESULTS_SQL = """
 SELECT c.call_id, c.agent_id, a.full_name, c.duration_seconds, s.score, s.scorable, s.reason, s.details, s.end_to_end_ms
 FROM scoring_result s JOIN call c USING (call_id) LEFT JOIN agent a ON a.agent_id = c.agent_id
-WHERE c.created_at >= %(since)s ORDER BY c.ended_at
+WHERE c.call_id = ANY(%(ids)s) ORDER BY c.ended_at
 """
+
+
+def _demo_call_ids(recorder_url: str) -> list[str]:
+    import requests
+
+    env = settings.local_stack_env()
+    answer = requests.get(f"{recorder_url}/_mock/calls", auth=(env["CCAS_AVAYA_USER"], env["CCAS_AVAYA_PASSWORD"]), timeout=10)
+    answer.raise_for_status()
+    return [call["inum"] for call in answer.json()]
 
 
 def _prepare_stack() -> list[str]:
@@ -97,7 +107,6 @@ def run(args: argparse.Namespace) -> int:
     stack_started = _prepare_stack()
     p = settings.ports()
     logs = settings.stack_dir() / "demo"
-    since = datetime.now(UTC)
     seed = args.seed if args.seed is not None else random.randrange(1, 1_000_000)
     apps: dict[str, App] = {
         "avaya-mock": App("avaya-mock", ccas_command(
@@ -120,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"demo: mock recorder (seed {seed}, {args.calls_per_minute:g} calls/min), scoring service, poller and pipeline "
               f"({args.kafka_io} Kafka reader) running; waiting for {args.calls} scored calls …", flush=True)
         pipeline_started = time.monotonic()
-        rows = _follow(apps, since, args)
+        rows = _follow(apps, f"http://127.0.0.1:{p.avaya_mock}", args)
         _print_table(rows, time.monotonic() - pipeline_started)
         _where_to_look(apps)
         if args.keep_running:
@@ -139,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
             stack_cli.down(stack_started)
 
 
-def _follow(apps: dict[str, App], since: datetime, args: argparse.Namespace) -> list[tuple]:
+def _follow(apps: dict[str, App], recorder_url: str, args: argparse.Namespace) -> list[tuple]:
     deadline = time.monotonic() + args.timeout
     last = None
     connection = psycopg2.connect(settings.setting("CCAS_DATABASE_URL"))
@@ -149,8 +158,9 @@ def _follow(apps: dict[str, App], since: datetime, args: argparse.Namespace) -> 
             for name, app in apps.items():
                 if not app.alive():
                     raise SystemExit(f"demo: {name} exited unexpectedly:\n{app.tail()}")
+            ids = _demo_call_ids(recorder_url)
             with connection.cursor() as cursor:
-                cursor.execute(_PROGRESS_SQL, {"since": since})
+                cursor.execute(_PROGRESS_SQL, {"ids": ids})
                 polled, enriched, downloaded, scored, errors = cursor.fetchone()
             line = (f"demo: polled {polled:>3} | enriched {enriched:>3} | downloaded {downloaded:>3} | scored {scored:>3} | "
                     f"dead-lettered {errors:>3}")
@@ -159,7 +169,7 @@ def _follow(apps: dict[str, App], since: datetime, args: argparse.Namespace) -> 
                 last = line
             if scored >= args.calls or time.monotonic() > deadline:
                 with connection.cursor() as cursor:
-                    cursor.execute(_RESULTS_SQL, {"since": since})
+                    cursor.execute(_RESULTS_SQL, {"ids": ids})
                     return cursor.fetchall()
             time.sleep(2)
     finally:
