@@ -21,6 +21,7 @@ from pipeline.options import ConfigError, JobConfig, validate_options
 log = logging.getLogger("ccas.pipeline")
 
 LOCAL_RUNNERS = {"directrunner", "prismrunner", "direct", "prism"}
+STREAM_TIMEOUT_S = 10 * 365 * 24 * 3600
 
 
 def _runner_flags(argv: list[str], config: JobConfig) -> list[str]:
@@ -47,6 +48,10 @@ def build_options(argv: list[str]) -> tuple[PipelineOptions, JobConfig]:
     config = validate_options(PipelineOptions(argv))
     options = PipelineOptions([*argv, *_runner_flags(argv, config)])
     options.view_as(StandardOptions).streaming = True
+    if not any(arg.startswith(("--job_server_timeout", "--job-server-timeout")) for arg in argv):
+        # Beam puts this timeout (default 300 s) on the job's state and message streams too: an unbounded job's client
+        # would lose its job after five minutes (seen here: DEADLINE_EXCEEDED, the LOOPBACK worker gone with it).
+        options.view_as(PortableOptions).job_server_timeout = STREAM_TIMEOUT_S
     if not options.view_as(PortableOptions).environment_type and \
             options.view_as(StandardOptions).runner.lower().startswith("prism"):
         options.view_as(PortableOptions).environment_type = "LOOPBACK"
