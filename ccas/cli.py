@@ -15,6 +15,12 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "avaya-mock": ("avaya_source.mock.server:main", "run the mock Avaya Contact Recorder"),
     "poller": ("avaya_source.poller:main", "poll the recorder and publish finished calls to calls.raw"),
     "scoring-service": ("scoring_service.main:main", "run the scoring HTTP service"),
+    "jobserver": ("ccas.stack.jobserver:main", "standalone Prism job service + SDK worker pool for --runner=PortableRunner"),
+    "flink": ("ccas.stack.flink:main", "local Flink 1.20 session cluster for --runner=FlinkRunner: up|down|status"),
+    "dlq": ("ccas.ops.cli:main", "dead letters: list, show CALL_ID, requeue (--call-id ID ... | --error-type E | --all)"),
+    "ops-api": ("ccas.ops.api.main:main", "the DLQ operations over HTTP (bearer token CCAS_OPS_TOKEN; docs at /docs)"),
+    "lag-exporter": ("ccas.ops.lag_exporter:main", "consumer lag per topic/partition/group for Prometheus (started by stack up)"),
+    "status": ("ccas.ops.status:main", "one screen: services, calls in the last hour, DLQs, lag, p95 latencies, URLs"),
     "demo": ("ccas.demo:main", "the whole system on the local stack, with progress and a table of scored calls"),
 }
 

@@ -30,6 +30,11 @@ def _runner_flags(argv: list[str], config: JobConfig) -> list[str]:
 
     options = PipelineOptions(argv)
     runner = (options.view_as(StandardOptions).runner or "DirectRunner").lower()
+    from pipeline.runners import FLINK_RUNNERS, flink_runner_flags
+    if runner in FLINK_RUNNERS:
+        return flink_runner_flags(argv)
+    if runner in PORTABLE_RUNNERS:
+        return _portable_flags(options, config)
     if runner not in LOCAL_RUNNERS:
         return []
     if runner.startswith("direct"):
@@ -38,6 +43,32 @@ def _runner_flags(argv: list[str], config: JobConfig) -> list[str]:
     extra = ["--runner=PrismRunner"]
     if "--prism_location" not in " ".join(argv):
         extra.append(f"--prism_location={xlang.prism_location()}")
+    if config.kafka_io == "java":
+        extra += xlang.prism_xlang_options()
+    return extra
+
+
+# --- PortableRunner: submission through Beam's Job API (`ccas jobserver up` starts a standalone Prism + worker pool) -------
+PORTABLE_RUNNERS = {"portablerunner", "portable"}
+
+
+def _portable_flags(options: PipelineOptions, config: JobConfig) -> list[str]:
+    """The local job service and SDK environment when not given, and the cross-language experiments as on Prism."""
+    from ccas.stack.jobserver import WorkerPool, job_endpoint, worker_pool_endpoint
+    from pipeline import xlang
+
+    portable = options.view_as(PortableOptions)
+    extra: list[str] = []
+    if not portable.job_endpoint:
+        # Without an endpoint Beam would start a job server from a jar or an image, neither of which exists here.
+        extra.append(f"--job_endpoint={job_endpoint()}")
+    if not portable.environment_type:
+        if WorkerPool().pid() is not None:
+            extra += ["--environment_type=EXTERNAL", f"--environment_config={worker_pool_endpoint()}"]
+            log.info("--runner=PortableRunner: SDK workers from the local worker pool (EXTERNAL, %s)", worker_pool_endpoint())
+        else:
+            extra.append("--environment_type=LOOPBACK")
+            log.info("--runner=PortableRunner: no local worker pool running, SDK worker in this process (LOOPBACK)")
     if config.kafka_io == "java":
         extra += xlang.prism_xlang_options()
     return extra

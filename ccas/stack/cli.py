@@ -9,17 +9,23 @@ import sys
 
 from ccas import settings
 from ccas.stack.expansion import Expansion
+from ccas.stack.flink import Flink
+from ccas.stack.jobserver import JobServer, WorkerPool
 from ccas.stack.kafka import Kafka
 from ccas.stack.postgres import Postgres
 from ccas.stack.process import StackError, tail
+from ccas.stack.prometheus import LagExporter, Prometheus
 from ccas.stack.seaweedfs import SeaweedFS
 from ccas.stack.service import Service
 
-SERVICE_TYPES: list[type[Service]] = [Postgres, Kafka, SeaweedFS, Expansion]
+SERVICE_TYPES: list[type[Service]] = [Postgres, Kafka, SeaweedFS, Expansion, LagExporter, Prometheus]
+# Started by their own commands (`ccas jobserver up`, `ccas flink up`, ...), not by `stack up`; `stack down` stops them too.
+ON_DEMAND_TYPES: list[type[Service]] = [WorkerPool, JobServer, Flink]
 
 
-def services(names: list[str] | None = None) -> list[Service]:
-    chosen = [service_type() for service_type in SERVICE_TYPES]
+def services(names: list[str] | None = None, include_on_demand: bool = False) -> list[Service]:
+    types = SERVICE_TYPES + (ON_DEMAND_TYPES if include_on_demand or names else [])
+    chosen = [service_type() for service_type in types]
     if names:
         unknown = set(names) - {service.name for service in chosen}
         if unknown:
@@ -45,7 +51,9 @@ def up(names: list[str] | None = None) -> None:
 
 
 def down(names: list[str] | None = None) -> None:
-    for service in reversed(services(names)):
+    for service in reversed(services(names, include_on_demand=True)):
+        if names is None and service.pid() is None and type(service) in ON_DEMAND_TYPES:
+            continue  # an on-demand service that is not running needs no line
         print(f"stack: {service.name:<9} {service.down()}", flush=True)
 
 

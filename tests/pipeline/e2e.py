@@ -6,7 +6,9 @@ starts, so runs are independent of each other and of anything else on calls.raw.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import random
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,8 +26,11 @@ from kafka.structs import OffsetAndMetadata
 
 from ccas import db_admin, settings
 from ccas.apps import App, ccas_command, free_port, pipeline_command, wait_http
+from ccas.kafka_admin import producer
+from ccas.s3_admin import s3_client
 
 LOG_DIR = settings.stack_dir() / "test-e2e"
+FLAKY_FAILURES = 2  # replays that fail before succeeding, for the flaky calls of publish_scenario
 OUTPUT_TOPICS = ("calls.enriched", "audio.ready", "scoring.results", "calls.raw.dlq", "audio.ready.dlq", "scoring.results.dlq")
 
 
@@ -173,12 +178,145 @@ def poll_once(services: Services, database_url: str, window_start: datetime, win
 
 
 def start_pipeline(services: Services, database_url: str, group: str, kafka_io: str, log_name: str,
-                   extra: list[str] = ()) -> App:
+                   extra: list[str] = (), runner: list[str] = ("--runner=DirectRunner",)) -> App:
     return App(f"pipeline-{kafka_io}", pipeline_command(
-        "--runner=DirectRunner", f"--kafka_io={kafka_io}", f"--consumer_group={group}", f"--database_url={database_url}",
+        *runner, f"--kafka_io={kafka_io}", f"--consumer_group={group}", f"--database_url={database_url}",
         f"--avaya_url={services.recorder_url}", f"--scoring_url={services.scoring_url}", f"--metrics_port={free_port()}",
         "--download_backoff_s=1", "--scoring_backoff_s=0.5", *extra), LOG_DIR / log_name).start()
 
 
 def log_path(name: str) -> Path:
     return LOG_DIR / name
+
+
+# The end-to-end scenario, shared by test_end_to_end.py and test_runner_parity.py --------------------------------------------
+@contextmanager
+def publish_scenario(stack_env: dict[str, str], calls: int) -> Iterator[dict]:
+    """Mock recorder + scoring service, the faults (2 flaky and 1 dead replay, 1 corrupt recording, 3 re-published
+    messages, 1 schema-invalid message), and the published input (offsets where it starts and ends)."""
+    seed = random.randrange(10_000, 99_999)
+    services = start_services(seed, calls)
+    try:
+        planned = services.recorder_calls()
+        inums = sorted(call["inum"] for call in planned)
+        assert len(inums) >= calls, f"the recorder planned {len(inums)} recordings"
+        picked = random.Random(seed).sample(inums, 4)
+        flaky, dead, corrupt = picked[:2], picked[2], picked[3]
+        services.configure_recorder({"replay_failures": {**{inum: FLAKY_FAILURES for inum in flaky}, dead: -1},
+                                     "corrupt_inums": [corrupt]})
+        bootstrap = stack_env["CCAS_KAFKA_BOOTSTRAP"]
+        start = end_offsets(bootstrap, "calls.raw")
+        with scratch_database(stack_env["CCAS_DATABASE_URL"]) as poller_db:
+            first = min(datetime.fromisoformat(call["started_at"]) for call in planned) - timedelta(minutes=1)
+            poll_once(services, poller_db, first, datetime.now(UTC) - timedelta(seconds=5))
+        published = read_since(bootstrap, "calls.raw", start)
+        assert sorted(value["call_id"] for value in published) == inums, "the poller publishes each recording once"
+        send = producer(bootstrap)
+        for value in published[:3]:  # a restarted poller without its checkpoint would publish these again
+            again = {**value, "ingest_uuid": str(uuid.uuid4())}
+            send.send("calls.raw", key=value["call_id"].encode(), value=json.dumps(again).encode())
+        invalid = {**published[4], "call_id": "bad-" + uuid.uuid4().hex[:8], "ingest_uuid": str(uuid.uuid4())}
+        del invalid["started_at"]
+        send.send("calls.raw", key=invalid["call_id"].encode(), value=json.dumps(invalid).encode())
+        send.flush()
+        send.close()
+        # Where the group must end up: past the last data record of each partition. Transaction markers after it are
+        # stepped over only when a later record arrives there, so the log end itself may stay one or two offsets ahead.
+        data_end = dict(start)
+        for partition, offset, _ in read_since(bootstrap, "calls.raw", start, with_positions=True):
+            data_end[partition] = max(data_end[partition], offset + 1)
+        yield {"services": services, "data_end": data_end, "inums": inums, "flaky": flaky, "dead": dead, "corrupt": corrupt,
+               "invalid": invalid["call_id"], "start": start, "end": end_offsets(bootstrap, "calls.raw"),
+               "bootstrap": bootstrap, "env": stack_env}
+    finally:
+        services.stop()
+
+
+def run_to_completion(scenario: dict, kafka_io: str, database_url: str, *, kill_after_scored: int | None = None,
+                      runner: list[str] = ("--runner=DirectRunner",), quiet_topic: bool = True) -> dict:
+    """Run the pipeline over the scenario's input until every call is settled; optionally kill -9 it mid-way and restart.
+
+    quiet_topic=False: others may publish to calls.raw meanwhile, so the group may rightly commit past the scenario's end;
+    only "past every input message" is checked then."""
+    group = f"e2e-{kafka_io}-{uuid.uuid4().hex[:8]}"
+    commit_group(scenario["bootstrap"], group, "calls.raw", scenario["start"])
+    outputs_start = {topic: end_offsets(scenario["bootstrap"], topic) for topic in OUTPUT_TOPICS}
+    good = len(scenario["inums"]) - 2
+
+    def settled() -> bool:
+        scored = query(database_url, "SELECT count(*) FROM scoring_result")[0][0]
+        errors = query(database_url, "SELECT count(*) FROM call WHERE status = 'ERROR'")[0][0]
+        return scored >= good and errors >= 2
+
+    pipeline = start_pipeline(scenario["services"], database_url, group, kafka_io, f"pipeline-{group}.log",
+                              runner=runner)
+    try:
+        if kill_after_scored is not None:
+            def scored_enough() -> bool:
+                return query(database_url, "SELECT count(*) FROM scoring_result")[0][0] >= kill_after_scored
+
+            wait_until(scored_enough, 300, f"{kill_after_scored} scored calls before the kill", [pipeline])
+            pipeline.kill()
+            pipeline = start_pipeline(scenario["services"], database_url, group, kafka_io, f"pipeline-{group}-restart.log",
+                                      runner=runner)
+        wait_until(settled, 420, f"{good} scored and 2 dead-lettered calls ({kafka_io} reader)", [pipeline])
+        def all_committed() -> bool:
+            done = committed(scenario["bootstrap"], group, "calls.raw", sorted(scenario["data_end"]))
+            return all(scenario["data_end"][p] <= (offset or 0) <= (scenario["end"][p] if quiet_topic else offset or 0)
+                       for p, offset in done.items())
+
+        wait_until(all_committed, 120, "the consumer group to be committed past every input message", [pipeline])
+    finally:
+        exit_code = pipeline.stop()
+    outputs = {topic: [v for v in read_since(scenario["bootstrap"], topic, outputs_start[topic])
+                       if v.get("call_id") in set(scenario["inums"]) | {scenario["invalid"]}]
+               for topic in OUTPUT_TOPICS}
+    return {"outputs": outputs, "exit_code": exit_code, "log": pipeline.log_file}
+
+
+def rows(database_url: str) -> dict[str, list[tuple]]:
+    return {
+        "call": query(database_url, "SELECT call_id, status, agent_id, started_at, ended_at, duration_seconds, skill,"
+                                        " service, switch_call_id FROM call ORDER BY call_id"),
+        "audio_asset": query(database_url, "SELECT call_id, s3_key, sha256, codec, sample_rate, channels, duration_seconds,"
+                                               " size_bytes, status FROM audio_asset ORDER BY call_id"),
+        "scoring_result": query(database_url, "SELECT call_id, score, scorable, model_version FROM scoring_result"
+                                                  " ORDER BY call_id"),
+    }
+
+
+def dead_letters(outputs: dict) -> list[tuple]:
+    return sorted((v["call_id"], v["stage"], v["error_type"], v["retries"], topic)
+                  for topic in ("calls.raw.dlq", "audio.ready.dlq", "scoring.results.dlq") for v in outputs[topic])
+
+
+def check_final_state(scenario: dict, database_url: str, result: dict, *, exactly_once_outputs: bool = True) -> None:
+    """Rows, S3 objects and dead letters as expected. After a crash, Kafka outputs may repeat a message (at-least-once);
+    with exactly_once_outputs=False they are compared as sets. Database rows are always exactly once."""
+    found = rows(database_url)
+    inums = scenario["inums"]
+    good = sorted(set(inums) - {scenario["dead"], scenario["corrupt"]})
+    statuses = dict((row[0], row[1]) for row in found["call"])
+    assert sorted(statuses) == inums, "one call row per recording, the invalid message stored nowhere"
+    assert sorted(c for c, s in statuses.items() if s == "SCORED") == good
+    assert statuses[scenario["dead"]] == "ERROR" and statuses[scenario["corrupt"]] == "ERROR"
+    scored = [row[0] for row in found["scoring_result"]]
+    assert scored == good, "exactly one scoring_result per good call"
+
+    s3 = s3_client(scenario["env"]["CCAS_S3_ENDPOINT"], scenario["env"]["CCAS_S3_ACCESS_KEY"],
+                   scenario["env"]["CCAS_S3_SECRET_KEY"])
+    assets = {row[0]: row for row in found["audio_asset"]}
+    assert sorted(assets) == sorted(set(inums) - {scenario["dead"]})
+    for call_id, key, sha256, *_ in assets.values():
+        body = s3.get_object(Bucket=scenario["env"]["CCAS_S3_BUCKET"], Key=key)["Body"].read()
+        assert hashlib.sha256(body).hexdigest() == sha256, f"S3 object of {call_id} does not match audio_asset.sha256"
+
+    dead = dead_letters(result["outputs"])
+    as_expected = (lambda values: sorted(values)) if exactly_once_outputs else (lambda values: sorted(set(values)))
+    assert (scenario["dead"], "download", "AvayaUnavailable", 5, "audio.ready.dlq") in dead
+    assert (scenario["corrupt"], "score", "ScoringRejected", 1, "scoring.results.dlq") in dead
+    assert (scenario["invalid"], "parse", "SchemaError", 0, "calls.raw.dlq") in dead
+    outputs = result["outputs"]
+    assert as_expected(v["call_id"] for v in outputs["scoring.results"]) == good
+    assert as_expected(v["call_id"] for v in outputs["audio.ready"]) == sorted(set(inums) - {scenario["dead"]})
+    assert as_expected(v["call_id"] for v in outputs["calls.enriched"]) == inums

@@ -1,0 +1,87 @@
+"""`ccas dlq list | show CALL_ID | requeue (--call-id ID ... | --error-type E | --all) [--dry-run]`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from datetime import datetime
+
+from ccas import settings
+from ccas.ops import dlq
+from ccas.ops.requeue import Requeuer
+
+
+def _since(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{value!r} needs a time zone (e.g. 2026-11-25T10:00:00Z)")
+    return parsed
+
+
+def _filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--topic", choices=dlq.DLQ_TOPICS)
+    parser.add_argument("--stage")
+    parser.add_argument("--error-type")
+    parser.add_argument("--since", type=_since, help="failed at or after this ISO time (with zone)")
+
+
+def _table(records: list[dlq.DeadLetterRecord]) -> str:
+    lines = [f"{'call_id':<20} {'stage':<9} {'error_type':<22} {'retries':>7}  {'failed_at':<27} error"]
+    for record in records:
+        row = record.summary()
+        lines.append(f"{str(row['call_id']):<20} {row['stage']:<9} {row['error_type']:<22} {str(row['retries']):>7}  "
+                     f"{row['failed_at']:<27} {row['error'][:80]}")
+    lines.append(f"{len(records)} dead letter(s)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="ccas dlq", description="inspect and requeue dead letters (calls.raw.dlq, "
+                                     "audio.ready.dlq, scoring.results.dlq)")
+    parser.add_argument("--kafka-bootstrap", default=None, help="default: CCAS_KAFKA_BOOTSTRAP")
+    sub = parser.add_subparsers(dest="command", required=True)
+    listing = sub.add_parser("list", help="a table of dead letters")
+    _filters(listing)
+    listing.add_argument("--json", action="store_true")
+    show = sub.add_parser("show", help="the full records of one call, with the original payload and stack")
+    show.add_argument("call_id")
+    requeue = sub.add_parser("requeue", help="republish original payloads to calls.raw (recorded; never twice)")
+    selector = requeue.add_mutually_exclusive_group(required=True)
+    selector.add_argument("--call-id", nargs="+", dest="call_ids")
+    selector.add_argument("--error-type", dest="selected_error_type")
+    selector.add_argument("--all", action="store_true")
+    requeue.add_argument("--topic", choices=dlq.DLQ_TOPICS)
+    requeue.add_argument("--stage")
+    requeue.add_argument("--since", type=_since)
+    requeue.add_argument("--dry-run", action="store_true")
+    requeue.add_argument("--database-url", default=None, help="default: CCAS_DATABASE_URL")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.ERROR)
+    bootstrap = args.kafka_bootstrap or settings.setting("CCAS_KAFKA_BOOTSTRAP")
+    try:
+        if args.command == "list":
+            records = dlq.list_dead_letters(bootstrap, dlq.Filter(args.topic, args.stage, args.error_type, args.since))
+            print(json.dumps([r.summary() for r in records], indent=2) if args.json else _table(records))
+            return 0
+        if args.command == "show":
+            if not dlq.schemas.is_valid_call_id(args.call_id):
+                raise ValueError(f"invalid call_id {args.call_id!r}")
+            records = dlq.show(bootstrap, args.call_id)
+            print(json.dumps([r.full() for r in records], indent=2, default=str))
+            return 0 if records else 1
+        where = dlq.Filter(args.topic, args.stage, args.selected_error_type, args.since,
+                           frozenset(args.call_ids) if args.call_ids else None)
+        requeuer = Requeuer(bootstrap, args.database_url or settings.setting("CCAS_DATABASE_URL"), requested_by="cli")
+        outcomes = requeuer.requeue(where, dry_run=args.dry_run)
+        for outcome in outcomes:
+            print(f"{str(outcome.call_id):<20} {outcome.dlq:<24} {outcome.stage:<9} {outcome.error_type:<22} "
+                  f"{outcome.action:<16} {outcome.detail}")
+        print(f"{sum(o.action in ('requeued', 'would_requeue') for o in outcomes)} "
+              f"{'would be requeued' if args.dry_run else 'requeued'}, {len(outcomes)} record(s) considered")
+        return 0
+    except ValueError as error:
+        print(f"ccas dlq: {error}", file=sys.stderr)
+        return 2
