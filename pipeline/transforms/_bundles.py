@@ -35,15 +35,17 @@ class Held:
 class BatchingDoFn(beam.DoFn):
     """process() starts each element's I/O (bounded); finish_bundle() waits, writes the batch, then emits.
 
-    Subclasses implement `work(element)` (runs on the pool; may return anything) and `complete(held) -> [(tag, value, held)]`,
-    where tag None is the main output. An element is emitted only after `complete` returned, i.e. after its batch was written.
+    Subclasses implement `work(element)` (runs on the pool, each I/O attempt inside `with self.io_slot():`) and
+    `complete(held) -> [(tag, value, held)]`, where tag None is the main output. An element is emitted only after `complete`
+    returned, i.e. after its batch was written.
     """
 
     concurrency = 1
     bound_name = ""
 
     def setup(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=max(1, self.concurrency), thread_name_prefix=type(self).__name__)
+        # More threads than the bound: an element waiting out a retry backoff holds a thread, never an I/O slot.
+        self._pool = ThreadPoolExecutor(max_workers=4 * max(1, self.concurrency), thread_name_prefix=type(self).__name__)
         self._bound = process_bound(self.bound_name or type(self).__name__, max(1, self.concurrency))
 
     def teardown(self) -> None:
@@ -60,15 +62,15 @@ class BatchingDoFn(beam.DoFn):
     def complete(self, held: list[Held]) -> list[tuple[str | None, Any, Held]]:
         raise NotImplementedError
 
-    def _bounded_work(self, element: Any) -> Any:
-        with self._bound:
-            return self.work(element)
+    def io_slot(self) -> threading.BoundedSemaphore:
+        """Hold this around one I/O attempt (not around a retry's sleep), so failing elements cannot starve healthy ones."""
+        return self._bound
 
     def process(self, element: Any, timestamp: Any = beam.DoFn.TimestampParam,
                 window: Any = beam.DoFn.WindowParam) -> Iterator[Any]:
         held = Held(element, timestamp, window)
         if type(self).work is not BatchingDoFn.work:
-            held.work = self._pool.submit(self._bounded_work, element)
+            held.work = self._pool.submit(self.work, element)
         self._held.append(held)
         return iter(())
 

@@ -93,7 +93,8 @@ class _DownloadFn(BatchingDoFn):
         for attempt in range(1, attempts + 1):
             started = time.monotonic()
             try:
-                stored = self._store_once(call, attempt)
+                with self.io_slot():
+                    stored = self._store_once(call, attempt)
                 prom.DOWNLOAD_LATENCY_MS.observe((time.monotonic() - started) * 1000)
                 return stored
             except AvayaError as error:

@@ -63,7 +63,8 @@ class _ScoreFn(BatchingDoFn):
         attempts = self.config.scoring_attempts
         for attempt in range(1, attempts + 1):
             try:
-                return self._score_once(audio)
+                with self.io_slot():
+                    return self._score_once(audio)
             except (ScoringError, KeyError, ValueError) as error:
                 self.failures.inc()
                 retryable = isinstance(error, ScoringError) and error.retryable
