@@ -121,7 +121,9 @@ def run(args: argparse.Namespace) -> int:
             app.start()
         wait_http(f"http://127.0.0.1:{p.avaya_mock}/_mock/health", 60, apps["avaya-mock"])
         wait_http(f"http://127.0.0.1:{p.scoring_service}/healthz", 120, apps["scoring-service"])
-        apps["poller"] = App("poller", ccas_command("poller", "--interval", "10", "--settle", "5", "--lookback", "60",
+        apps["poller"] = App("poller", ccas_command("poller", "--interval", "10", "--settle", "5",
+                                                    # Windows are on start time: look back past the longest call.
+                                                    "--lookback", str(int(args.duration_max) + 60),
                                                     "--metrics-port", str(p.poller_metrics)), logs / "poller.log").start()
         pipeline = pipeline_command("--runner=DirectRunner", f"--kafka_io={args.kafka_io}",
                                     f"--metrics_port={p.pipeline_metrics}")
