@@ -110,18 +110,7 @@ def worker_pids(workers_dir: Path) -> dict[str, tuple[int, int]]:
 def worker_processes(workers_dir: Path) -> list[int]:
     """Live processes of the Java workers of this stack: java_worker.sh, its watcher, the boot program and java all inherit
     CCAS_JAVA_WORKER_DIR from the PROCESS environment (the expansion service only names it in its arguments)."""
-    needle = f"CCAS_JAVA_WORKER_DIR={workers_dir}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if needle in environ.split(b"\0") and process.pid_alive(int(entry.name)):
-            found.append(int(entry.name))
-    return found
+    return process.pids_with_env("CCAS_JAVA_WORKER_DIR", str(workers_dir))
 
 
 def sweep_workers(workers_dir: Path) -> int:

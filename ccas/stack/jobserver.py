@@ -186,18 +186,7 @@ class WorkerPool(Service):
 
     def worker_processes(self) -> list[int]:
         """The pool and its live workers: they inherit CCAS_WORKER_POOL_DIR (a worker's command line names nothing)."""
-        needle = f"CCAS_WORKER_POOL_DIR={self.dir}".encode()
-        found = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                environ = (entry / "environ").read_bytes()
-            except OSError:
-                continue
-            if needle in environ.split(b"\0") and process.pid_alive(int(entry.name)):
-                found.append(int(entry.name))
-        return found
+        return process.pids_with_env("CCAS_WORKER_POOL_DIR", str(self.dir))
 
     def down(self) -> str:
         pid = self.pid()

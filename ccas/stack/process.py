@@ -37,6 +37,23 @@ def cmdline(pid: int) -> str:
         return ""
 
 
+def pids_with_env(name: str, value: str) -> list[int]:
+    """Live processes whose environment holds name=value: how a service finds the workers it started indirectly, whose
+    command lines name nothing of ours."""
+    needle = f"{name}={value}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if needle in environ.split(b"\0") and pid_alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
 def read_pid(pid_file: Path) -> int | None:
     try:
         return int(pid_file.read_text().split()[0])
