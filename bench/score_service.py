@@ -23,8 +23,8 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from audio.wav import wav_bytes  # noqa: E402
 from callgen import plan_call, render_call  # noqa: E402
-from callgen.wav import wav_bytes  # noqa: E402
 
 
 def _free_port() -> int:

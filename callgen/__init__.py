@@ -1,4 +1,4 @@
-"""Synthetic call generator: deterministic calls with ground truth, real espeak-ng speech, G.711/PCM WAV I/O.
+"""Synthetic call generator: deterministic calls with ground truth and real espeak-ng speech (WAV and DSP primitives: `audio`).
 
 Shared by the Avaya mock (what it replays) and the scoring service's accuracy tests (what it is checked against).
 """

@@ -6,8 +6,8 @@ import argparse
 import json
 import sys
 
+from audio.wav import write_wav
 from callgen import plan_call, render_call
-from callgen.wav import write_wav
 
 
 def main(argv: list[str] | None = None) -> int:

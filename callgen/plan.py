@@ -17,7 +17,7 @@ from callgen.truth import derive_truth
 GENERATOR_VERSION = "1.0.0"
 PLAN_RATE = 8000  # timeline resolution; render at other rates keeps the same sample-accurate times at 8 kHz
 
-# Real call lengths (seed brief): median ≈ 106 s, 0.7–520 s. A log-normal truncated to that range (redrawn, not clipped, so no
+# Real call lengths (product brief): median ≈ 106 s, 0.7–520 s. A log-normal truncated to that range (redrawn, not clipped, so no
 # pile-up at the bounds); its scale of 110 s puts the truncated median at ≈ 106 s.
 DURATION_SCALE_S = 110.0
 DURATION_SIGMA = 0.9

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from callgen import dsp, synth
+from audio import dsp
+from callgen import synth
 from callgen.plan import CallPlan
 
 # Major/minor triads of a slow loop: tonal, steady energy, no speech-like formant motion (silero-vad scores it < 0.3).

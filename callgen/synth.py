@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from callgen import dsp
-from callgen.wav import read_wav
+from audio import dsp
+from audio.wav import read_wav
 
 log = logging.getLogger(__name__)
 

@@ -9,31 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from audio.intervals import complement, longest, merge, total
+
 DEAD_AIR_MIN_S = 3.0
 GREETING_WINDOW_S = 15.0
 CLOSING_WINDOW_S = 30.0
 HOLD_ETIQUETTE_WINDOW_S = 30.0
-
-
-def _merge(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    merged: list[tuple[float, float]] = []
-    for start, end in sorted(intervals):
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((start, end))
-    return merged
-
-
-def _gaps(occupied: list[tuple[float, float]], duration: float) -> list[tuple[float, float]]:
-    gaps, t = [], 0.0
-    for start, end in occupied:
-        if start > t:
-            gaps.append((t, start))
-        t = max(t, end)
-    if duration > t:
-        gaps.append((t, duration))
-    return gaps
 
 
 def _r(x: float) -> float:
@@ -57,8 +38,8 @@ def derive_truth(utterances: Sequence[Any], holds: Sequence[Any], duration: floa
         for u in utterances
     ]
     segments += [{"speaker": "none", "kind": "hold", "start_s": _r(s), "end_s": _r(e)} for s, e in hold_iv]
-    occupied = _merge(speech["agent"] + speech["customer"] + hold_iv)
-    silences = _gaps(occupied, duration)
+    occupied = merge(speech["agent"] + speech["customer"] + hold_iv)
+    silences = complement(occupied, duration)
     dead = [(s, e) for s, e in silences if e - s >= DEAD_AIR_MIN_S]
     segments += [{"speaker": "none", "kind": "dead_air", "start_s": _r(s), "end_s": _r(e)} for s, e in dead]
     overtalk, interruptions = [], {"agent": 0, "customer": 0}
@@ -73,8 +54,8 @@ def derive_truth(utterances: Sequence[Any], holds: Sequence[Any], duration: floa
                     segments.append({"speaker": by, "kind": "overtalk", "start_s": _r(start), "end_s": _r(end)})
     segments.sort(key=lambda seg: (seg["start_s"], seg["kind"]))
     roles = {u.role for u in utterances}
-    agent_talk = sum(e - s for s, e in speech["agent"])
-    customer_talk = sum(e - s for s, e in speech["customer"])
+    agent_talk = total(speech["agent"])
+    customer_talk = total(speech["customer"])
     phrases = {
         "greeting": any(u.role == "greeting" and u.start_s < GREETING_WINDOW_S for u in utterances),
         "closing": any(u.role == "closing" and u.end_s >= duration - CLOSING_WINDOW_S for u in utterances),
@@ -86,17 +67,17 @@ def derive_truth(utterances: Sequence[Any], holds: Sequence[Any], duration: floa
         "duration_s": duration,
         "segments": segments,
         "phrases": phrases,
-        "dead_air_total_s": _r(sum(e - s for s, e in dead)),
-        "dead_air_longest_s": _r(max((e - s for s, e in dead), default=0.0)),
+        "dead_air_total_s": _r(total(dead)),
+        "dead_air_longest_s": _r(longest(dead)),
         "dead_air_count": len(dead),
-        "longest_silence_s": _r(max((e - s for s, e in silences), default=0.0)),
-        "hold_total_s": _r(sum(e - s for s, e in hold_iv)),
+        "longest_silence_s": _r(longest(silences)),
+        "hold_total_s": _r(total(hold_iv)),
         "hold_count": len(hold_iv),
-        "overtalk_total_s": _r(sum(e - s for s, e in overtalk)),
+        "overtalk_total_s": _r(total(overtalk)),
         "interruptions": interruptions,
         "agent_talk_s": _r(agent_talk),
         "customer_talk_s": _r(customer_talk),
-        "speech_total_s": _r(sum(e - s for s, e in _merge(speech["agent"] + speech["customer"]))),
+        "speech_total_s": _r(total(merge(speech["agent"] + speech["customer"]))),
     }
 
 

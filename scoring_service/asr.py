@@ -13,9 +13,10 @@ from typing import Protocol
 
 import numpy as np
 
-from callgen import dsp
+from audio import dsp
+from audio.intervals import merge
 from scoring_service.schemas import TranscriptSegment
-from scoring_service.vad import ANALYSIS_RATE, merge_intervals
+from scoring_service.vad import ANALYSIS_RATE
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ class Transcriber(Protocol):
 
 def _chunks(segments: list[tuple[float, float]]) -> list[tuple[float, float]]:
     out = []
-    for start, end in merge_intervals(segments, CHUNK_GAP_S):
+    for start, end in merge(segments, CHUNK_GAP_S):
         while end - start > MAX_CHUNK_S:
             out.append((start, start + MAX_CHUNK_S))
             start += MAX_CHUNK_S

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from callgen.wav import CorruptWav, NotWav, UnsupportedFormat, WavError
+from audio.wav import CorruptWav, NotWav, UnsupportedFormat, WavError
 from scoring_service import observability
 
 log = logging.getLogger(__name__)

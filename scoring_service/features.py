@@ -10,9 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from callgen import dsp
+from audio import dsp
+from audio.intervals import Interval, complement, intersect, longest, mask_runs, merge, total
 from scoring_service import vad
-from scoring_service.vad import ANALYSIS_RATE, merge_intervals
+from scoring_service.vad import ANALYSIS_RATE
 
 FEATURE_VERSION = "1.0.0"
 DEAD_AIR_MIN_S = 3.0
@@ -24,8 +25,6 @@ MONOLOGUE_GAP_S = 1.5
 MUSIC_BLIP_S = 0.5
 CLIP_LEVEL = 31784  # 0.97 of full scale: G.711 tops out at 32124 (µ-law) / 32256 (A-law)
 MONO_REASON = "mono recording: one channel carries both parties, so per-speaker metrics cannot be measured"
-
-Interval = tuple[float, float]
 
 
 @dataclass
@@ -43,43 +42,6 @@ def _r(x: float | None) -> float | None:
     return None if x is None else round(float(x), 3)
 
 
-def _total(intervals: list[Interval]) -> float:
-    return sum(e - s for s, e in intervals)
-
-
-def _intersect(a: list[Interval], b: list[Interval]) -> list[Interval]:
-    out, i, j = [], 0, 0
-    while i < len(a) and j < len(b):
-        start, end = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
-        if end > start:
-            out.append((start, end))
-        if a[i][1] < b[j][1]:
-            i += 1
-        else:
-            j += 1
-    return out
-
-
-def _gaps(occupied: list[Interval], duration: float) -> list[Interval]:
-    gaps, t = [], 0.0
-    for start, end in occupied:
-        if start > t:
-            gaps.append((t, start))
-        t = max(t, end)
-    if duration > t:
-        gaps.append((t, duration))
-    return gaps
-
-
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """[start, end) index runs where mask is True."""
-    if not len(mask):
-        return []
-    padded = np.concatenate([[False], mask, [False]]).astype(np.int8)
-    edges = np.flatnonzero(np.diff(padded))
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
-
-
 def _median_smooth(mask: np.ndarray, width: int) -> np.ndarray:
     if len(mask) < width:
         return mask
@@ -94,11 +56,11 @@ def split_silence(
 ) -> tuple[list[Interval], list[Interval], list[Interval]]:
     """Non-speech time → (quiet runs, dead air ≥ 3 s, hold ≥ 10 s). `loud_frames`: per 20 ms frame, level > QUIET_DBFS."""
     quiet, dead, hold = [], [], []
-    for g0, g1 in _gaps(speech, duration):
+    for g0, g1 in complement(speech, duration):
         f0, f1 = int(round(g0 / LEVEL_FRAME_S)), int(round(g1 / LEVEL_FRAME_S))
         loud = _median_smooth(loud_frames[f0:f1], SMOOTH_FRAMES)
         for mask, sink in ((~loud, quiet), (loud, hold)):
-            for a, b in _runs(mask):
+            for a, b in mask_runs(mask):
                 start, end = g0 if a == 0 else (f0 + a) * LEVEL_FRAME_S, g1 if f0 + b >= f1 else (f0 + b) * LEVEL_FRAME_S
                 sink.append((start, end))
     dead = [iv for iv in quiet if iv[1] - iv[0] >= DEAD_AIR_MIN_S]
@@ -115,7 +77,7 @@ def _drop_music_blips(segments: list[Interval], hold: list[Interval]) -> list[In
 
 def two_party_metrics(agent: list[Interval], customer: list[Interval]) -> tuple[dict[str, Any], dict[str, list[Interval]]]:
     """Metrics defined on per-speaker speech intervals (also applied to the generator's truth by the accuracy tests)."""
-    overlaps = _intersect(agent, customer)
+    overlaps = intersect(agent, customer)
     by = {"agent": 0, "customer": 0}
     evidence_interrupt = []
     for start, end in overlaps:
@@ -125,7 +87,7 @@ def two_party_metrics(agent: list[Interval], customer: list[Interval]) -> tuple[
         by[who] += 1
         if who == "agent":
             evidence_interrupt.append((start, end))
-    agent_talk, customer_talk = _total(agent), _total(customer)
+    agent_talk, customer_talk = total(agent), total(customer)
     replies = []
     for _c_start, c_end in customer:
         nxt = next((s for s, _e in agent if s >= c_end), None)
@@ -134,7 +96,7 @@ def two_party_metrics(agent: list[Interval], customer: list[Interval]) -> tuple[
             replies.append((c_end, nxt))
     monologues: list[Interval] = []
     for start, end in agent:
-        if monologues and start - monologues[-1][1] < MONOLOGUE_GAP_S and not _intersect([(monologues[-1][1], start)], customer):
+        if monologues and start - monologues[-1][1] < MONOLOGUE_GAP_S and not intersect([(monologues[-1][1], start)], customer):
             monologues[-1] = (monologues[-1][0], end)
         else:
             monologues.append((start, end))
@@ -144,7 +106,7 @@ def two_party_metrics(agent: list[Interval], customer: list[Interval]) -> tuple[
         "agent_talk_s": _r(agent_talk),
         "customer_talk_s": _r(customer_talk),
         "talk_listen_ratio": _r(agent_talk / customer_talk) if customer_talk > 0 else None,
-        "overtalk_total_s": _r(_total(overlaps)),
+        "overtalk_total_s": _r(total(overlaps)),
         "overtalk_count": len(overlaps),
         "interruptions_by_agent": by["agent"],
         "interruptions_by_customer": by["customer"],
@@ -204,22 +166,22 @@ def extract(pcm: np.ndarray, sample_rate: int, layout: str) -> Features:
     speech = {who: vad.speech_segments(x) for who, x in signals.items()}
     frame = int(LEVEL_FRAME_S * ANALYSIS_RATE)
     loud = np.max(np.stack([dsp.frame_db(x, frame) for x in signals.values()]), axis=0) > QUIET_DBFS
-    union = merge_intervals([iv for segs in speech.values() for iv in segs])
+    union = merge([iv for segs in speech.values() for iv in segs])
     _quiet, _dead, hold = split_silence(union, loud, duration)
     if hold:
         # silero reads the onset of music as ~0.3 s of speech; a blip that only touches a hold belongs to the hold.
         speech = {who: _drop_music_blips(segs, hold) for who, segs in speech.items()}
-        union = merge_intervals([iv for segs in speech.values() for iv in segs])
+        union = merge([iv for segs in speech.values() for iv in segs])
     quiet, dead, hold = split_silence(union, loud, duration)
     metrics: dict[str, Any] = {
-        "speech_total_s": _r(_total(union)),
-        "speech_share": _r(_total(union) / duration) if duration else 0.0,
-        "dead_air_total_s": _r(_total(dead)),
+        "speech_total_s": _r(total(union)),
+        "speech_share": _r(total(union) / duration) if duration else 0.0,
+        "dead_air_total_s": _r(total(dead)),
         "dead_air_count": len(dead),
-        "dead_air_longest_s": _r(max((e - s for s, e in dead), default=0.0)),
-        "longest_silence_s": _r(max((e - s for s, e in quiet), default=0.0)),
-        "silence_share": _r(_total(quiet) / duration) if duration else 0.0,
-        "hold_total_s": _r(_total(hold)),
+        "dead_air_longest_s": _r(longest(dead)),
+        "longest_silence_s": _r(longest(quiet)),
+        "silence_share": _r(total(quiet) / duration) if duration else 0.0,
+        "hold_total_s": _r(total(hold)),
         "hold_count": len(hold),
     }
     intervals: dict[str, list[Interval]] = {"dead_air": dead, "hold": hold}

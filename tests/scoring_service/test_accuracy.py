@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from callgen import dsp
+from audio import dsp
 from scoring_service.features import CLIP_LEVEL, two_party_metrics
 from scoring_service.scorecard import Criterion, passes
 from scoring_service.scorer import ScoreFields, Scorer
@@ -77,6 +77,7 @@ def scorer() -> Scorer:
     return Scorer(ScoringSettings(asr="none"))
 
 
+@pytest.mark.slow
 def test_thirty_calls_match_ground_truth(scorer: Scorer, capsys: pytest.CaptureFixture[str]) -> None:
     rows, failures, decisions, borderline = [], [], 0, 0
     for index in range(len(DURATIONS_S)):

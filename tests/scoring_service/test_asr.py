@@ -8,13 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from callgen import CallPlan, dsp, plan_call, render_call
-from callgen.wav import wav_bytes
+from audio import dsp
+from audio.wav import wav_bytes
+from callgen import CallPlan, plan_call, render_call
 from scoring_service.asr import PocketsphinxTranscriber, make_transcriber
 from scoring_service.scorer import ScoreFields, Scorer
 from scoring_service.settings import ScoringSettings
 
 
+@pytest.mark.slow
 def test_pocketsphinx_transcribes_stereo_speech_segments() -> None:
     plan = plan_call(77, duration_s=20, language="en", stereo=True)
     transcriber = make_transcriber("pocketsphinx")

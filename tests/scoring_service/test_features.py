@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from callgen import dsp, plan_call, render_call
+from audio import dsp
+from callgen import plan_call, render_call
 from callgen.render import hold_music, line_noise
 from scoring_service import vad
 from scoring_service.features import extract, split_silence, two_party_metrics

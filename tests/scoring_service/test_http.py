@@ -18,8 +18,8 @@ import numpy as np
 import psutil
 import pytest
 
+from audio.wav import iter_wav_bytes, wav_bytes, wav_header
 from callgen import CallPlan, plan_call, render_call
-from callgen.wav import iter_wav_bytes, wav_bytes, wav_header
 
 REPO = Path(__file__).resolve().parents[2]
 MAX_UPLOAD_MB = 64

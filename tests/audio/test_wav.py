@@ -9,24 +9,12 @@ import warnings
 import numpy as np
 import pytest
 
-from callgen.wav import (
-    CorruptWav,
-    NotWav,
-    UnsupportedFormat,
-    alaw_decode,
-    alaw_encode,
-    iter_wav_bytes,
-    read_wav,
-    read_wav_info,
-    ulaw_decode,
-    ulaw_encode,
-    wav_bytes,
-    write_wav,
-)
+from audio.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
+from audio.wav import CorruptWav, NotWav, UnsupportedFormat, iter_wav_bytes, read_wav, read_wav_info, wav_bytes, write_wav
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
-    import audioop  # reference only; removed in Python 3.13, which is why callgen.wav does not use it
+    import audioop  # reference only; removed in Python 3.13, which is why audio.g711 does not use it
 
 ALL_INT16 = np.arange(-32768, 32768, dtype=np.int16)
 ALL_CODES = np.arange(256, dtype=np.uint8)

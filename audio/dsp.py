@@ -1,4 +1,4 @@
-"""Small numpy DSP shared by the generator and the scoring service: resampling, levels, frame energies."""
+"""Small numpy DSP for telephone audio: resampling, int16 ↔ float conversion, overall and per-frame levels in dBFS."""
 
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
 """WAV files as call recorders write them: PCM16 or G.711 µ-law/A-law, mono or stereo, 8–48 kHz.
 
 The one WAV parser and writer of the project: the generator, the Avaya mock and the scoring service all use this module, so a file
-the mock serves is read by exactly the code that scores it. G.711 is implemented here with numpy (ITU-T G.711 segment tables)
-because `audioop` is deprecated and gone in Python 3.13.
+the mock serves is read by exactly the code that scores it. The G.711 companding itself is in `audio.g711`.
 """
 
 from __future__ import annotations
@@ -14,6 +13,8 @@ from dataclasses import dataclass
 from typing import BinaryIO, Literal
 
 import numpy as np
+
+from audio.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 
 Codec = Literal["pcm16", "ulaw", "alaw"]
 
@@ -67,48 +68,6 @@ class WavInfo:
     @property
     def bytes_per_frame(self) -> int:
         return self.channels * (2 if self.codec == "pcm16" else 1)
-
-
-# ---------------------------------------------------------------- G.711
-
-
-def ulaw_encode(pcm: np.ndarray) -> np.ndarray:
-    """int16 → µ-law bytes (uint8), ITU-T G.711 on 14-bit magnitudes with the 0x21 bias and inverted bits."""
-    v = pcm.astype(np.int32) >> 2
-    sign = np.where(v < 0, 0x80, 0x00)
-    mag = np.minimum(np.where(v < 0, -v, v), 8158) + 0x21  # 8158: the top code, not a ninth segment
-    exponent = np.floor(np.log2(mag)).astype(np.int32) - 5
-    mantissa = (mag >> (exponent + 1)) & 0x0F
-    return (~(sign | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8)
-
-
-def ulaw_decode(data: np.ndarray) -> np.ndarray:
-    """µ-law bytes → int16."""
-    u = (~data.astype(np.int32)) & 0xFF
-    exponent = (u >> 4) & 0x07
-    mantissa = u & 0x0F
-    mag = (((mantissa << 3) + 0x84) << exponent) - 0x84
-    return np.where(u & 0x80, -mag, mag).astype(np.int16)
-
-
-def alaw_encode(pcm: np.ndarray) -> np.ndarray:
-    """int16 → A-law bytes (uint8), ITU-T G.711 with even-bit inversion (0x55)."""
-    x = pcm.astype(np.int32) >> 3  # A-law works on 13-bit magnitudes
-    sign = np.where(x >= 0, 0x80, 0x00)
-    mag = np.where(x >= 0, x, -x - 1)
-    mag = np.minimum(mag, 0xFFF)
-    exponent = np.where(mag < 32, 0, np.floor(np.log2(np.maximum(mag, 1))).astype(np.int32) - 4)
-    mantissa = np.where(exponent == 0, mag >> 1, mag >> exponent) & 0x0F
-    return ((sign | (exponent << 4) | mantissa) ^ 0x55).astype(np.uint8)
-
-
-def alaw_decode(data: np.ndarray) -> np.ndarray:
-    """A-law bytes → int16."""
-    a = data.astype(np.int32) ^ 0x55
-    exponent = (a >> 4) & 0x07
-    mantissa = a & 0x0F
-    mag = np.where(exponent == 0, (mantissa << 4) + 8, ((mantissa << 4) + 0x108) << np.maximum(exponent - 1, 0))
-    return np.where(a & 0x80, mag, -mag).astype(np.int16)
 
 
 # ---------------------------------------------------------------- writing
