@@ -9,25 +9,27 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import threading
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import psycopg2
 from kafka.errors import KafkaError, ProducerFencedError
 
 import schemas
-from avaya_source.client import LAYOUT_CONTACTS, LAYOUT_SEGMENTS, AvayaClient, AvayaError, Credentials
+from avaya_source.client import LAYOUT_CONTACTS, LAYOUT_SEGMENTS, AvayaClient, AvayaError
 from avaya_source.metrics import PollerMetrics
 from avaya_source.publisher import TransactionalPublisher
 from avaya_source.records import Contact, Recording
+from avaya_source.settings import PollerSettings
 from avaya_source.store import IngestStore, Published
 from avaya_source.windows import Window, WindowPolicy, behind, floor_second, next_window
 from avaya_source.xmlsafe import SearchPage
+from core.config import add_flags, env_var, load, secret
 
 log = logging.getLogger(__name__)
 
@@ -253,78 +255,49 @@ def _with_contacts(ended: list[Recording], listed: list[Recording], contacts: li
 # -- CLI ---------------------------------------------------------------------------------------------------------------------
 
 
-def _moment(text: str) -> datetime:
-    """ISO 8601 (naive = UTC here: operators type UTC), or seconds relative to now (`-3600`)."""
-    try:
-        return datetime.now(UTC) + timedelta(seconds=float(text))
-    except ValueError:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    from ccas.settings import ports
-
-    p = argparse.ArgumentParser(prog="ccas poller", description=__doc__.splitlines()[0])
-
-    def add(flag: str, env: str, default: object, kind: type = str, **kw: object) -> None:
-        value = os.environ.get(env) or (None if default is None else str(default))
-        p.add_argument(flag, default=value, type=kind, help=f"(env {env}, default {default})", **kw)
-
-    p.add_argument("--once", action="store_true", help="poll one window and exit (the next due one, or --from/--to)")
-    add("--from", "CCAS_POLLER_FROM", None, _moment, dest="window_from")
-    add("--to", "CCAS_POLLER_TO", None, _moment, dest="window_to")
-    add("--start", "CCAS_POLLER_START", "-3600", _moment, dest="first_start")
-    add("--interval", "CCAS_POLLER_INTERVAL", 30.0, float)
-    add("--lookback", "CCAS_POLLER_LOOKBACK", 900.0, float)
-    add("--settle", "CCAS_POLLER_SETTLE", 30.0, float)
-    add("--max-window", "CCAS_POLLER_MAX_WINDOW", 600.0, float)
-    add("--search-cap", "CCAS_AVAYA_SEARCH_CAP", 1000, int)
-    add("--contacts", "CCAS_POLLER_CONTACTS", "true", choices=("true", "false"))
-    add("--topic", "CCAS_POLLER_TOPIC", "calls.raw")
-    add("--transactional-id", "CCAS_POLLER_TRANSACTIONAL_ID", None)
-    add("--metrics-port", "CCAS_POLLER_METRICS_PORT", ports().poller_metrics, int)
-    add("--metrics-host", "CCAS_POLLER_METRICS_HOST", "127.0.0.1")
-    add("--avaya-url", "CCAS_AVAYA_URL", None)
-    add("--connect-timeout", "CCAS_AVAYA_CONNECT_TIMEOUT", 3.05, float)
-    add("--read-timeout", "CCAS_AVAYA_READ_TIMEOUT", 30.0, float)
-    add("--retries", "CCAS_AVAYA_RETRIES", 3, int)
-    add("--max-response-bytes", "CCAS_AVAYA_MAX_RESPONSE_BYTES", 8 * 1024 * 1024, int)
-    add("--kafka-bootstrap", "CCAS_KAFKA_BOOTSTRAP", None)
-    add("--database-url", "CCAS_DATABASE_URL", None)
-    add("--log-level", "CCAS_LOG_LEVEL", "INFO")
-    return p
+    parser = argparse.ArgumentParser(prog="ccas poller", description=__doc__.splitlines()[0])
+    # A switch rather than a `--once true` flag, as operators and scripts have always typed it.
+    once_help = PollerSettings.model_fields["poller_once"].description
+    parser.add_argument("--once", dest="poller_once", action="store_const", const=True, default=None,
+                        help=f"{once_help} [{env_var(PollerSettings, 'poller_once')}]")
+    add_flags(parser, PollerSettings, skip=["poller_once"])
+    return parser
 
 
 def main(argv: list[str]) -> int:
-    from ccas.settings import setting
-
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.log_level.upper() != "DEBUG":
-        logging.getLogger("kafka").setLevel(logging.WARNING)  # its INFO lines (connections, metadata) drown the poller's own
-    if (args.window_from is None) != (args.window_to is None) or (args.window_from and not args.once):
-        print("ccas poller: --from and --to go together, with --once", file=sys.stderr)
+    try:
+        settings = load(PollerSettings, args)
+        credentials = settings.credentials()  # give the password as a variable or a mounted file: ps shows a command line
+        recorder_zone = ZoneInfo(settings.avaya_tz)
+    except (ValueError, OSError, ZoneInfoNotFoundError) as error:
+        print(f"ccas poller: {error}", file=sys.stderr)
         return 2
-    policy = WindowPolicy(timedelta(seconds=args.lookback), timedelta(seconds=args.settle), timedelta(seconds=args.max_window))
-    config = PollerConfig(policy, args.first_start, args.interval, args.search_cap, args.contacts == "true")
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.log_level.upper() != "DEBUG":
+        logging.getLogger("kafka").setLevel(logging.WARNING)  # its INFO lines (connections, metadata) drown the poller's own
+    policy = WindowPolicy(timedelta(seconds=settings.poller_lookback), timedelta(seconds=settings.poller_settle),
+                          timedelta(seconds=settings.poller_max_window))
+    config = PollerConfig(policy, settings.poller_start, settings.poller_interval, settings.avaya_search_cap,
+                          settings.poller_contacts)
     client = AvayaClient(
-        args.avaya_url or setting("CCAS_AVAYA_URL"),
-        Credentials.from_env(),  # the password never travels on a command line (ps shows argv)
-        connect_timeout=args.connect_timeout,
-        read_timeout=args.read_timeout,
-        retries=args.retries,
-        max_response_bytes=args.max_response_bytes,
+        settings.avaya_url,
+        credentials,
+        tz=recorder_zone,
+        connect_timeout=settings.avaya_connect_timeout,
+        read_timeout=settings.avaya_read_timeout,
+        retries=settings.avaya_retries,
+        max_response_bytes=settings.avaya_max_response_bytes,
     )
-    store = IngestStore(args.database_url or setting("CCAS_DATABASE_URL"))
-    publisher = TransactionalPublisher(
-        args.kafka_bootstrap or setting("CCAS_KAFKA_BOOTSTRAP"), args.topic, args.transactional_id or f"ccas-poller.{args.topic}"
-    )
+    store = IngestStore(secret(settings.database_url))
+    publisher = TransactionalPublisher(settings.kafka_bootstrap, settings.poller_topic, settings.transactional_id())
     metrics = PollerMetrics()
     poller = Poller(client, store, publisher, config, metrics)
     try:
-        if args.once:
-            window = Window(floor_second(args.window_from), floor_second(args.window_to)) if args.window_from else None
+        if settings.poller_once:
+            start, end = settings.poller_from, settings.poller_to
+            window = Window(floor_second(start), floor_second(end)) if start and end else None
             try:
                 outcome = poller.run_once(window)
             except _WindowFailed:
@@ -332,12 +305,13 @@ def main(argv: list[str]) -> int:
             print("nothing due" if outcome is None else f"{outcome.window}: {outcome.published} published, "
                   f"{outcome.duplicates} duplicate, {outcome.rejected} rejected, {outcome.in_progress} in progress")
             return 0
-        if args.metrics_port > 0:
-            metrics.serve(args.metrics_port, args.metrics_host)
+        if settings.poller_metrics_port > 0:
+            metrics.serve(settings.poller_metrics_port, settings.poller_metrics_host)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())  # finish the current window, then leave
         signal.signal(signal.SIGINT, lambda *_: stop.set())
-        log.info("poller: %s → %s every %g s (metrics :%d)", client.base_url, args.topic, args.interval, args.metrics_port)
+        log.info("poller: %s → %s every %g s (metrics :%d)", client.base_url, settings.poller_topic, settings.poller_interval,
+                 settings.poller_metrics_port)
         poller.run(stop)
         log.info("poller stopped")
         return 0

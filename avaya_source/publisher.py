@@ -62,7 +62,7 @@ class TransactionalPublisher:
             for recording, value in events:
                 ended_at = recording.ended_at
                 assert ended_at is not None
-                # Kafka timestamp = call end: the pipeline's event time (DESIGN.md, SLA measured from call end).
+                # Kafka timestamp = call end: the pipeline's event time (docs/design.md: latency is measured from call end).
                 producer.send(self.topic, key=recording.call_id, value=value, timestamp_ms=int(ended_at.timestamp() * 1000))
             producer.commit_transaction()
         except Exception:

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-CALL_ID_PATTERN = re.compile(r"^[0-9A-Za-z_-]{1,32}$")  # DESIGN.md: before an inum is used in a key, a path or a query
+from schemas.contracts import CALL_ID_PATTERN
+
 DEFAULT_TZ = "Asia/Ho_Chi_Minh"
 MAX_DURATION_S = 24 * 3600.0  # a "duration" beyond a day is a corrupt record, not a call
 

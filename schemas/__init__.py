@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -17,8 +16,9 @@ import yaml
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import best_match
 
+from schemas.contracts import CALL_ID_PATTERN, is_valid_call_id  # noqa: F401 - re-exported: schemas.is_valid_call_id
+
 SCHEMA_DIR = Path(__file__).resolve().parent
-CALL_ID_PATTERN = re.compile(r"^[0-9A-Za-z_-]{1,32}$")
 
 _format_checker = FormatChecker()
 
@@ -99,6 +99,3 @@ def validate(topic: str, payload: Any) -> None:
     if error is not None:
         raise SchemaError(topic, _field_of(error), error.message)
 
-
-def is_valid_call_id(value: object) -> bool:
-    return isinstance(value, str) and CALL_ID_PATTERN.fullmatch(value) is not None

@@ -11,7 +11,6 @@ import base64
 import hmac
 import json
 import logging
-import os
 import signal
 import sys
 import threading
@@ -19,13 +18,15 @@ import time
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from avaya_source.mock.audio import AudioConfig
 from avaya_source.mock.recorder import Answer, Faults, MockRecorder, SearchParamsError
-from avaya_source.mock.responses import HOSTILE_MODES, Rendering
-from avaya_source.mock.schedule import REAL_MAX_S, REAL_MEDIAN_S, REAL_MIN_S, ScheduleConfig
-from avaya_source.records import DEFAULT_TZ, check_call_id, parse_startedat
+from avaya_source.mock.responses import Rendering
+from avaya_source.mock.schedule import ScheduleConfig
+from avaya_source.mock.settings import AvayaMockSettings
+from avaya_source.records import check_call_id, parse_startedat
+from core.config import add_flags, load
 
 log = logging.getLogger(__name__)
 
@@ -150,11 +151,6 @@ def serve(recorder: MockRecorder, host: str, port: int, user: str, password: str
     return server
 
 
-def _env(name: str, default: object) -> str | None:
-    value = os.environ.get(name)
-    return value if value not in (None, "") else (None if default is None else str(default))
-
-
 def _start(text: str) -> datetime:
     """An ISO time, `now`, or seconds relative to now (`-1800` = half an hour ago)."""
     if text == "now":
@@ -166,90 +162,60 @@ def _start(text: str) -> datetime:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ccas.settings import ports
-
-    p = argparse.ArgumentParser(prog="ccas avaya-mock", description=__doc__.splitlines()[0])
-    e = "CCAS_AVAYA_MOCK_"
-
-    def add(flag: str, env: str, default: object, kind: type = str, **kw: object) -> None:
-        p.add_argument(flag, default=_env(e + env, default), type=kind, help=f"(env {e + env}, default {default})", **kw)
-
-    add("--host", "HOST", "127.0.0.1")
-    add("--port", "PORT", ports().avaya_mock, int)
-    add("--seed", "SEED", 1, int)
-    add("--start", "START", "now")  # ISO time, `now`, or seconds relative to now (-1800)
-    add("--calls-per-minute", "CALLS_PER_MINUTE", 6.0, float)
-    add("--count", "COUNT", None, int)
-    add("--multi-inum-ratio", "MULTI_INUM_RATIO", 0.15, float)
-    add("--availability-delay", "AVAILABILITY_DELAY", 5.0, float)
-    add("--duration-median", "DURATION_MEDIAN", REAL_MEDIAN_S, float)
-    add("--duration-min", "DURATION_MIN", REAL_MIN_S, float)
-    add("--duration-max", "DURATION_MAX", REAL_MAX_S, float)
-    add("--english-ratio", "ENGLISH_RATIO", 0.3, float)
-    add("--startedat-format", "STARTEDAT_FORMAT", "iso", choices=("iso", "naive", "utc", "ddmmyy"))
-    add("--max-results", "MAX_RESULTS", 1000, int)
-    add("--stereo", "STEREO", "false", choices=("true", "false"))
-    add("--codec", "CODEC", "ulaw", choices=("ulaw", "alaw", "pcm16"))
-    add("--replay-min-seconds", "REPLAY_MIN_SECONDS", 0.0, float)
-    add("--list-in-progress", "LIST_IN_PROGRESS", "false", choices=("true", "false"))
-    add("--error-5xx-ratio", "ERROR_5XX_RATIO", 0.0, float)
-    add("--latency-ms", "LATENCY_MS", 0.0, float)
-    add("--truncate-ratio", "TRUNCATE_RATIO", 0.0, float)
-    add("--malformed-xml-ratio", "MALFORMED_XML_RATIO", 0.0, float)
-    add("--duplicate-ratio", "DUPLICATE_RATIO", 0.0, float)
-    add("--corrupt-ratio", "CORRUPT_RATIO", 0.0, float)
-    add("--hostile", "HOSTILE", None, choices=HOSTILE_MODES)
-    add("--hostile-count", "HOSTILE_COUNT", -1, int)
-    add("--fault-seed", "FAULT_SEED", 0, int)
-    p.add_argument("--tz", default=_env("CCAS_AVAYA_TZ", DEFAULT_TZ), help="recorder time zone (env CCAS_AVAYA_TZ)")
-    p.add_argument("--log-level", default=_env("CCAS_LOG_LEVEL", "INFO"))
-    return p
+    parser = argparse.ArgumentParser(prog="ccas avaya-mock", description=__doc__.splitlines()[0])
+    add_flags(parser, AvayaMockSettings)
+    return parser
 
 
-def recorder_from_args(args: argparse.Namespace) -> MockRecorder:
-    tz = ZoneInfo(args.tz)
+def recorder_from_settings(settings: AvayaMockSettings) -> MockRecorder:
+    s = settings
     schedule = ScheduleConfig(
-        seed=args.seed,
-        start=_start(args.start),
-        calls_per_minute=args.calls_per_minute,
-        count=args.count,
-        multi_inum_ratio=args.multi_inum_ratio,
-        availability_delay_s=args.availability_delay,
-        duration_median_s=args.duration_median,
-        duration_min_s=args.duration_min,
-        duration_max_s=args.duration_max,
-        english_ratio=args.english_ratio,
+        seed=s.avaya_mock_seed,
+        start=_start(s.avaya_mock_start),
+        calls_per_minute=s.avaya_mock_calls_per_minute,
+        count=s.avaya_mock_count,
+        multi_inum_ratio=s.avaya_mock_multi_inum_ratio,
+        availability_delay_s=s.avaya_mock_availability_delay,
+        duration_median_s=s.avaya_mock_duration_median,
+        duration_min_s=s.avaya_mock_duration_min,
+        duration_max_s=s.avaya_mock_duration_max,
+        english_ratio=s.avaya_mock_english_ratio,
     )
-    audio = AudioConfig(stereo=args.stereo == "true", codec=args.codec, min_seconds=args.replay_min_seconds)
-    rendering = Rendering(tz=tz, startedat_format=args.startedat_format, corrupt_ratio=args.corrupt_ratio, corrupt_seed=args.seed)
+    audio = AudioConfig(stereo=s.avaya_mock_stereo, codec=s.avaya_mock_codec, min_seconds=s.avaya_mock_replay_min_seconds)
+    rendering = Rendering(tz=ZoneInfo(s.avaya_tz), startedat_format=s.avaya_mock_startedat_format,
+                          corrupt_ratio=s.avaya_mock_corrupt_ratio, corrupt_seed=s.avaya_mock_seed)
     faults = Faults(
-        error_5xx_ratio=args.error_5xx_ratio,
-        latency_ms=args.latency_ms,
-        truncate_ratio=args.truncate_ratio,
-        malformed_xml_ratio=args.malformed_xml_ratio,
-        duplicate_ratio=args.duplicate_ratio,
-        hostile=args.hostile,
-        hostile_count=args.hostile_count,
-        max_results=args.max_results,
-        list_in_progress=args.list_in_progress == "true",
+        error_5xx_ratio=s.avaya_mock_error_5xx_ratio,
+        latency_ms=s.avaya_mock_latency_ms,
+        truncate_ratio=s.avaya_mock_truncate_ratio,
+        malformed_xml_ratio=s.avaya_mock_malformed_xml_ratio,
+        duplicate_ratio=s.avaya_mock_duplicate_ratio,
+        hostile=s.avaya_mock_hostile,
+        hostile_count=s.avaya_mock_hostile_count,
+        max_results=s.avaya_mock_max_results,
+        list_in_progress=s.avaya_mock_list_in_progress,
     )
-    return MockRecorder(schedule, audio, rendering, faults, fault_seed=args.fault_seed)
+    return MockRecorder(schedule, audio, rendering, faults, fault_seed=s.avaya_mock_fault_seed)
 
 
 def main(argv: list[str]) -> int:
-    from ccas.settings import setting
-
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    recorder = recorder_from_args(args)
-    server = serve(recorder, args.host, args.port, setting("CCAS_AVAYA_USER"), setting("CCAS_AVAYA_PASSWORD"))
+    try:
+        settings = load(AvayaMockSettings, args)
+        credentials = settings.credentials()
+        recorder = recorder_from_settings(settings)
+    except (ValueError, OSError, ZoneInfoNotFoundError) as error:
+        print(f"ccas avaya-mock: {error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    server = serve(recorder, settings.avaya_mock_host, settings.avaya_mock_port, credentials.user, credentials.password)
     log.info(
         "avaya-mock listening on http://%s:%d (seed=%d start=%s %.2f calls/min)",
-        args.host,
+        settings.avaya_mock_host,
         server.server_address[1],
-        args.seed,
+        settings.avaya_mock_seed,
         recorder.schedule.config.start.isoformat(),
-        args.calls_per_minute,
+        settings.avaya_mock_calls_per_minute,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.avaya_source.harness import MockProcess, PollerProcess, free_port, mock_env
+from tests.avaya_source.harness import InProcessMock, MockProcess, PollerProcess, free_port, mock_env
 
 
 @pytest.fixture
@@ -19,6 +19,21 @@ def start_mock(tmp_path: Path) -> Iterator:
 
     def start(*args: str) -> MockProcess:
         mock = MockProcess(list(args), free_port(), tmp_path / f"mock-{len(started)}.log", mock_env())
+        started.append(mock)
+        return mock.start()
+
+    yield start
+    for mock in started:
+        mock.stop()
+
+
+@pytest.fixture
+def serve_mock(tmp_path: Path) -> Iterator:
+    """serve_mock(*args) → the mock recorder started with those arguments on a thread of this process; stopped at teardown."""
+    started: list[InProcessMock] = []
+
+    def start(*args: str) -> InProcessMock:
+        mock = InProcessMock(list(args), free_port(), tmp_path / "unused.log", {})
         started.append(mock)
         return mock.start()
 

@@ -90,6 +90,33 @@ class MockProcess:
         return self.session.get(f"{self.url}/_mock/stats", timeout=10).json()
 
 
+class InProcessMock(MockProcess):
+    """The same mock recorder served on a thread of the test process: the client tests skip a subprocess start each.
+
+    The code under test still talks HTTP to a real server; tests that kill, restart or measure the mock's process use
+    MockProcess.
+    """
+
+    server: object | None = None
+
+    def start(self) -> InProcessMock:
+        from avaya_source.mock.server import build_parser, recorder_from_settings, serve
+        from avaya_source.mock.settings import AvayaMockSettings
+        from core.config import load
+
+        argv = ["--avaya-user", MOCK_USER, "--avaya-password", MOCK_PASSWORD, *self.args]
+        settings = load(AvayaMockSettings, build_parser().parse_args(argv))
+        self.server = serve(recorder_from_settings(settings), "127.0.0.1", self.port, MOCK_USER, MOCK_PASSWORD)
+        self.session.auth = (MOCK_USER, MOCK_PASSWORD)
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+
 def mock_env() -> dict[str, str]:
     env = dict(os.environ)
     env.update({"CCAS_AVAYA_USER": MOCK_USER, "CCAS_AVAYA_PASSWORD": MOCK_PASSWORD, "PYTHONUNBUFFERED": "1"})

@@ -1,4 +1,5 @@
-"""The client against the real mock recorder over HTTP (a `ccas avaya-mock` subprocess)."""
+"""The client against the real mock recorder over HTTP (served on a thread here; a `ccas avaya-mock` subprocess where
+the test measures this process's memory)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 import psutil
 import pytest
 
+from audio import wav
 from avaya_source.client import LAYOUT_CONTACTS, AvayaBadResponse, AvayaClient, AvayaRejected, AvayaUnavailable, Credentials
-from callgen import wav
 from tests.avaya_source.harness import MOCK_PASSWORD, MOCK_USER, free_port
 
 HOUR = timedelta(hours=1)
@@ -23,8 +24,8 @@ def client(url: str, **kw: object) -> AvayaClient:
 
 
 @pytest.mark.parametrize("fmt", ["iso", "naive", "utc", "ddmmyy"])
-def test_search_times_are_utc_whatever_the_recorder_writes(start_mock, fmt: str) -> None:
-    mock = start_mock("--seed", "21", "--start", "-3000", "--count", "30", "--startedat-format", fmt, "--duration-max", "200")
+def test_search_times_are_utc_whatever_the_recorder_writes(serve_mock, fmt: str) -> None:
+    mock = serve_mock("--seed", "21", "--start", "-3000", "--count", "30", "--startedat-format", fmt, "--duration-max", "200")
     now = datetime.now(UTC)
     with client(mock.url) as c:
         page = c.search(now - HOUR, now)
@@ -38,8 +39,8 @@ def test_search_times_are_utc_whatever_the_recorder_writes(start_mock, fmt: str)
         assert recording.raw_agent and "(" in recording.raw_agent
 
 
-def test_contacts_layout_lists_the_inums_of_multi_inum_calls(start_mock) -> None:
-    mock = start_mock("--seed", "22", "--start", "-3000", "--count", "40", "--multi-inum-ratio", "0.5")
+def test_contacts_layout_lists_the_inums_of_multi_inum_calls(serve_mock) -> None:
+    mock = serve_mock("--seed", "22", "--start", "-3000", "--count", "40", "--multi-inum-ratio", "0.5")
     now = datetime.now(UTC)
     with client(mock.url) as c:
         contacts = c.search(now - HOUR, now, LAYOUT_CONTACTS).contacts
@@ -50,8 +51,8 @@ def test_contacts_layout_lists_the_inums_of_multi_inum_calls(start_mock) -> None
         assert {by_inum[i]["switch_call_id"] for i in contact.inums} == {contact.switch_call_id}
 
 
-def test_missing_or_wrong_credentials_are_a_permanent_rejection(start_mock, caplog) -> None:
-    mock = start_mock("--count", "1")
+def test_missing_or_wrong_credentials_are_a_permanent_rejection(serve_mock, caplog) -> None:
+    mock = serve_mock("--count", "1")
     caplog.set_level(logging.DEBUG)
     bad = AvayaClient(mock.url, Credentials(MOCK_USER, "wrong-" + MOCK_PASSWORD), retries=3)
     with pytest.raises(AvayaRejected, match="401"):
@@ -61,8 +62,8 @@ def test_missing_or_wrong_credentials_are_a_permanent_rejection(start_mock, capl
     assert "password=***" in repr(Credentials("u", "secret")) and "secret" not in repr(Credentials("u", "secret"))
 
 
-def test_5xx_are_retried_with_backoff_then_given_up(start_mock, caplog) -> None:
-    mock = start_mock("--count", "5", "--start", "-900", "--error-5xx-ratio", "0.5", "--fault-seed", "3")
+def test_5xx_are_retried_with_backoff_then_given_up(serve_mock, caplog) -> None:
+    mock = serve_mock("--count", "5", "--start", "-900", "--error-5xx-ratio", "0.5", "--fault-seed", "3")
     now = datetime.now(UTC)
     with client(mock.url, retries=8) as c:
         for _ in range(6):
@@ -76,16 +77,16 @@ def test_5xx_are_retried_with_backoff_then_given_up(start_mock, caplog) -> None:
     assert MOCK_PASSWORD not in caplog.text
 
 
-def test_connection_refused_and_read_timeout_are_unavailable(start_mock) -> None:
+def test_connection_refused_and_read_timeout_are_unavailable(serve_mock) -> None:
     with client(f"http://127.0.0.1:{free_port()}", retries=1) as c, pytest.raises(AvayaUnavailable, match="ConnectionError"):
         c.search(datetime.now(UTC) - HOUR, datetime.now(UTC))
-    mock = start_mock("--count", "1", "--latency-ms", "1500")
+    mock = serve_mock("--count", "1", "--latency-ms", "1500")
     with client(mock.url, retries=1, read_timeout=0.3) as c, pytest.raises(AvayaUnavailable, match="Timeout"):
         c.search(datetime.now(UTC) - HOUR, datetime.now(UTC))
 
 
-def test_truncated_bodies_are_detected(start_mock) -> None:
-    mock = start_mock("--count", "3", "--start", "-900", "--truncate-ratio", "1.0")
+def test_truncated_bodies_are_detected(serve_mock) -> None:
+    mock = serve_mock("--count", "3", "--start", "-900", "--truncate-ratio", "1.0")
     now = datetime.now(UTC)
     with client(mock.url) as c:
         with pytest.raises(AvayaBadResponse) as info:
@@ -97,8 +98,8 @@ def test_truncated_bodies_are_detected(start_mock) -> None:
                 pass
 
 
-def test_replay_is_mono_ulaw_8k_with_fact_chunk_by_default(start_mock) -> None:
-    mock = start_mock("--seed", "23", "--start", "-900", "--count", "2", "--duration-max", "20")
+def test_replay_is_mono_ulaw_8k_with_fact_chunk_by_default(serve_mock) -> None:
+    mock = serve_mock("--seed", "23", "--start", "-900", "--count", "2", "--duration-max", "20")
     call = mock.calls()[0]
     with client(mock.url) as c, c.replay(call["inum"]) as stream:
         body = b"".join(stream)
@@ -113,16 +114,16 @@ def test_replay_is_mono_ulaw_8k_with_fact_chunk_by_default(start_mock) -> None:
     assert truth["inum"] == call["inum"] and truth["truth"]
 
 
-def test_replay_stereo_pcm16_on_request(start_mock) -> None:
-    mock = start_mock("--seed", "24", "--start", "-900", "--count", "1", "--duration-max", "15", "--stereo", "true",
+def test_replay_stereo_pcm16_on_request(serve_mock) -> None:
+    mock = serve_mock("--seed", "24", "--start", "-900", "--count", "1", "--duration-max", "15", "--stereo", "true",
                       "--codec", "pcm16")
     with client(mock.url) as c, c.replay(mock.calls()[0]["inum"]) as stream:
         info = wav.read_wav_info(io.BytesIO(b"".join(stream)))
     assert (info.codec, info.channels, info.sample_rate) == ("pcm16", 2, 8000)
 
 
-def test_unknown_or_unsafe_inum(start_mock) -> None:
-    mock = start_mock("--count", "1")
+def test_unknown_or_unsafe_inum(serve_mock) -> None:
+    mock = serve_mock("--count", "1")
     with client(mock.url) as c:
         with pytest.raises(AvayaRejected, match="404"):
             c.replay("999999")
@@ -151,13 +152,3 @@ def test_a_50_mb_replay_streams_with_flat_memory(start_mock) -> None:
     growth_mb = (peak - rss_before) / 1024 / 1024
     print(f"50 MB replay: {stream.bytes_read} bytes, RSS growth {growth_mb:.1f} MB")
     assert growth_mb < 20
-
-
-def test_credentials_from_env_or_a_secret_file(tmp_path, monkeypatch) -> None:
-    secret = tmp_path / "avaya-password"
-    secret.write_text("from-file-pw\n")
-    monkeypatch.setenv("CCAS_AVAYA_USER", "recorder-user")
-    monkeypatch.setenv("CCAS_AVAYA_PASSWORD", "from-env-pw")
-    assert Credentials.from_env() == Credentials("recorder-user", "from-env-pw")
-    monkeypatch.setenv("CCAS_AVAYA_PASSWORD_FILE", str(secret))
-    assert Credentials.from_env() == Credentials("recorder-user", "from-file-pw")

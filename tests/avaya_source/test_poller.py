@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
-from avaya_source.poller import _moment, _with_contacts, main
+from avaya_source.poller import _with_contacts, main
 from avaya_source.records import Contact, Recording
+from avaya_source.settings import PollerSettings, parse_moment
+from core.config import load
+from core.recorder import Credentials
 
 T0 = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
 
@@ -27,11 +31,24 @@ def test_contact_from_searchlayout60_wins_and_switchcallid_grouping_is_the_fallb
 
 
 def test_moment_accepts_relative_seconds_and_iso() -> None:
-    assert abs((_moment("-60") - (datetime.now(UTC) - timedelta(seconds=60))).total_seconds()) < 5
-    assert _moment("2026-11-25T10:00:00+07:00") == T0
-    assert _moment("2026-11-25T03:00:00") == T0  # naive operator input is UTC
+    assert abs((parse_moment("-60") - (datetime.now(UTC) - timedelta(seconds=60))).total_seconds()) < 5
+    assert parse_moment("2026-11-25T10:00:00+07:00") == T0
+    assert parse_moment("2026-11-25T03:00:00") == T0  # naive operator input is UTC
 
 
 def test_from_without_to_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--once", "--from", "2026-11-25T03:00:00Z"]) == 2
     assert "--from and --to go together" in capsys.readouterr().err
+
+
+def test_credentials_from_the_settings_or_a_secret_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = tmp_path / "avaya-password"
+    secret.write_text("from-file-pw\n")
+    for name, value in {"CCAS_AVAYA_URL": "http://recorder", "CCAS_KAFKA_BOOTSTRAP": "kafka:9092",
+                        "CCAS_DATABASE_URL": "postgresql://ccas@db/ccas", "CCAS_AVAYA_USER": "recorder-user",
+                        "CCAS_AVAYA_PASSWORD": "from-env-pw"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("CCAS_AVAYA_PASSWORD_FILE", raising=False)
+    assert load(PollerSettings).credentials() == Credentials("recorder-user", "from-env-pw")
+    monkeypatch.setenv("CCAS_AVAYA_PASSWORD_FILE", str(secret))
+    assert load(PollerSettings).credentials() == Credentials("recorder-user", "from-file-pw")

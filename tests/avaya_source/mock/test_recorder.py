@@ -87,7 +87,7 @@ def test_fault_settings_are_validated() -> None:
 
 
 def test_planned_replay_faults_fail_exactly_as_configured() -> None:
-    from callgen.wav import CorruptWav, read_wav_info
+    from audio.wav import CorruptWav, read_wav_info
 
     rec = recorder()
     shortest = sorted(rec.calls(NOW), key=lambda call: call["duration"])[:3]

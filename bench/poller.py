@@ -1,9 +1,10 @@
 """Measure the poller against the mock: catch-up throughput (calls/s) and steady-state poll-to-publish latency.
 
-    python -m avaya_source.bench --calls 20000 [--topic-prefix bench.calls.raw]
+    eval "$(ccas env)"   # or give --kafka-bootstrap / --database-url
+    .venv/bin/python bench/poller.py --calls 20000 [--steady-seconds 60]
 
-Uses the local stack's Kafka and PostgreSQL (a scratch topic and database, both removed afterwards) and a `ccas avaya-mock`
-subprocess; prints one JSON line. Nothing here is used by the poller itself.
+Needs a Kafka and a PostgreSQL (CCAS_KAFKA_BOOTSTRAP, CCAS_DATABASE_URL: a scratch topic and database are made there and
+removed afterwards) and starts `ccas avaya-mock` subprocesses; prints one JSON line. A report, not a test.
 """
 
 from __future__ import annotations
@@ -19,20 +20,29 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg2
 import requests
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
-from avaya_source.client import AvayaClient, Credentials
-from avaya_source.metrics import PollerMetrics
-from avaya_source.poller import Poller, PollerConfig
-from avaya_source.publisher import TransactionalPublisher
-from avaya_source.store import IngestStore
-from avaya_source.windows import WindowPolicy
-from ccas.db_admin import upgrade
-from ccas.settings import REPO_ROOT, setting
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run as a script from anywhere, like the other benchmarks
+
+from avaya_source.client import AvayaClient, Credentials  # noqa: E402
+from avaya_source.metrics import PollerMetrics  # noqa: E402
+from avaya_source.poller import Poller, PollerConfig  # noqa: E402
+from avaya_source.publisher import TransactionalPublisher  # noqa: E402
+from avaya_source.store import IngestStore  # noqa: E402
+from avaya_source.windows import WindowPolicy  # noqa: E402
+from ccas.db_admin import upgrade  # noqa: E402
+from core.config import ConfigurationError, add_flags, load, secret  # noqa: E402
+from core.settings import DatabaseSettings, KafkaSettings  # noqa: E402
+
+
+class BenchSettings(KafkaSettings, DatabaseSettings):
+    """Where the scratch topic and database are made (the database URL must be allowed to CREATE DATABASE)."""
 
 
 def _free_port() -> int:
@@ -53,17 +63,24 @@ def _histogram_quantile(metrics: PollerMetrics, name: str, q: float) -> float | 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m avaya_source.bench", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="bench/poller.py", description=__doc__.splitlines()[0])
+    add_flags(p, BenchSettings)
     p.add_argument("--calls", type=int, default=20000, help="contacts in the backlog the poller catches up on")
     p.add_argument("--backlog-minutes", type=float, default=60.0)
     p.add_argument("--steady-seconds", type=float, default=30.0, help="live arrivals after the catch-up (latency phase)")
     p.add_argument("--steady-rate", type=float, default=60.0, help="calls per minute while steady")
     args = p.parse_args(argv)
+    try:
+        settings = load(BenchSettings, args)
+    except ConfigurationError as error:
+        print(f"bench/poller.py: {error}", file=sys.stderr)
+        return 2
 
     user, password = "ccas", "bench-" + secrets.token_urlsafe(8)
-    env = {**os.environ, "CCAS_AVAYA_USER": user, "CCAS_AVAYA_PASSWORD": password}
+    env = {key: value for key, value in os.environ.items() if key != "CCAS_AVAYA_PASSWORD_FILE"}  # a file would win
+    env.update({"CCAS_AVAYA_USER": user, "CCAS_AVAYA_PASSWORD": password})
     topic, db = f"bench.calls.raw.{uuid.uuid4().hex[:8]}", f"ccas_bench_{uuid.uuid4().hex[:8]}"
-    bootstrap, base_dsn = setting("CCAS_KAFKA_BOOTSTRAP"), setting("CCAS_DATABASE_URL")
+    bootstrap, base_dsn = settings.kafka_bootstrap, secret(settings.database_url)
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     admin.create_topics([NewTopic(topic, 12, 1, topic_configs={"compression.type": "lz4"})])
     conn = psycopg2.connect(base_dsn)
@@ -138,7 +155,7 @@ def _mock(mocks: list, env: dict[str, str], seed: str, start: datetime, rate: fl
     port = _free_port()
     command = [sys.executable, "-m", "ccas.cli", "avaya-mock", "--port", str(port), "--seed", seed, "--start", start.isoformat(),
                "--calls-per-minute", str(rate), "--duration-max", "300", "--availability-delay", "2", "--log-level", "WARNING"]
-    mocks.append(subprocess.Popen(command + (["--count", str(count)] if count else []), cwd=REPO_ROOT, env=env))
+    mocks.append(subprocess.Popen(command + (["--count", str(count)] if count else []), cwd=REPO, env=env))
     for _ in range(200):
         try:
             requests.get(f"http://127.0.0.1:{port}/_mock/health", timeout=1)
