@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import apache_beam as beam
 
+from pipeline.clients import StageClients
 from pipeline.options import JobConfig
 from pipeline.transforms.commit import CommitOffsets
 from pipeline.transforms.dedup import DedupPerCall
@@ -15,21 +16,24 @@ from pipeline.transforms.score import ScoreCall
 from pipeline.transforms.write import WriteDeadLetters, WriteResults
 
 
-def build_pipeline(p: beam.Pipeline, config: JobConfig) -> None:
+def build_pipeline(p: beam.Pipeline, config: JobConfig, clients: StageClients | None = None) -> None:
+    """Every stage from calls.raw to the offset commit; `clients` (default: the real ones of `config`) feeds the I/O stages."""
+    clients = clients or StageClients(config)
     records = p | "ReadCallEvents" >> ReadCallEvents(config)
     events, bad_messages = records | "ParseAndValidate" >> ParseAndValidate()
     unique, duplicates = events | "DedupPerCall" >> DedupPerCall(config.dedup_ttl_s)
-    enriched, enrich_failures, already_scored = unique | "EnrichCall" >> EnrichCall(config)
-    stored, download_failures = enriched | "DownloadToS3" >> DownloadToS3(config)
-    scored, scoring_failures = stored | "ScoreCall" >> ScoreCall(config)
-    written = scored | "WriteResults" >> WriteResults(config)
+    enriched, enrich_failures, already_scored = unique | "EnrichCall" >> EnrichCall(config, clients)
+    stored, download_failures = enriched | "DownloadToS3" >> DownloadToS3(config, clients)
+    scored, scoring_failures = stored | "ScoreCall" >> ScoreCall(config, clients)
+    written = scored | "WriteResults" >> WriteResults(config, clients)
     dead = (
         (bad_messages, enrich_failures, download_failures, scoring_failures)
         | "CollectDeadLetters" >> beam.Flatten()
-        | "WriteDeadLetters" >> WriteDeadLetters(config)
+        | "WriteDeadLetters" >> WriteDeadLetters(config, clients)
     )
     _ = (
         (written, dead, duplicates, already_scored)
         | "CollectFinished" >> beam.Flatten()
-        | "CommitOffsets" >> CommitOffsets(config.kafka_bootstrap, config.consumer_group)
+        | "CommitOffsets" >> CommitOffsets(config.kafka_bootstrap, config.consumer_group,
+                                           consumer_factory=clients.offset_consumer)
     )

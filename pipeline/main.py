@@ -1,7 +1,9 @@
 """Start the streaming pipeline on the runner asked for; SIGINT/SIGTERM cancel the job and exit cleanly.
 
-`--runner=DirectRunner` (the default) runs the job on Prism, Beam's portable local runner: Beam's DirectRunner would hand a
-pipeline holding ReadFromKafka to its FnApiRunner, which cannot run it. This is said in one log line, never done silently.
+The console script `ccas-pipeline` and the clone's `run_pipeline.py` both end here. Settings come from flags and `CCAS_*`
+variables only (pipeline/settings.py). `--runner=DirectRunner` (the default) runs the job on Prism, Beam's portable local
+runner: Beam's DirectRunner would hand a pipeline holding ReadFromKafka to its FnApiRunner, which cannot run it. This is said
+in one log line, never done silently.
 """
 
 from __future__ import annotations
@@ -15,69 +17,67 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, PortableOptions, StandardOptions
 
+from pipeline import xlang
 from pipeline.build import build_pipeline
-from pipeline.options import ConfigError, JobConfig, validate_options
+from pipeline.options import ConfigError, JobConfig, settings_of, validate_options
+from pipeline.runners import FLINK_RUNNERS, flink_runner_flags, given
+from pipeline.settings import PipelineSettings
 
 log = logging.getLogger("ccas.pipeline")
 
 LOCAL_RUNNERS = {"directrunner", "prismrunner", "direct", "prism"}
+PORTABLE_RUNNERS = {"portablerunner", "portable"}
 STREAM_TIMEOUT_S = 10 * 365 * 24 * 3600
 
 
-def _runner_flags(argv: list[str], config: JobConfig) -> list[str]:
-    """Extra flags for the local runner: Prism's binary (built at the pinned Beam version) and the cross-language experiments."""
-    from pipeline import xlang
-
+def runner_flags(argv: list[str], settings: PipelineSettings) -> list[str]:
+    """Flags the chosen runner needs beyond argv, from the settings: Prism's binary, the job endpoint, the SDK environment."""
     options = PipelineOptions(argv)
     runner = (options.view_as(StandardOptions).runner or "DirectRunner").lower()
-    from pipeline.runners import FLINK_RUNNERS, flink_runner_flags
     if runner in FLINK_RUNNERS:
-        return flink_runner_flags(argv)
+        return flink_runner_flags(argv, settings)
     if runner in PORTABLE_RUNNERS:
-        return _portable_flags(options, config)
+        return portable_flags(argv, settings)
     if runner not in LOCAL_RUNNERS:
         return []
     if runner.startswith("direct"):
         log.info("--runner=DirectRunner: running the streaming job on Prism (Beam's portable local runner); Beam's own "
                  "DirectRunner cannot run the cross-language ReadFromKafka")
     extra = ["--runner=PrismRunner"]
-    if "--prism_location" not in " ".join(argv):
-        extra.append(f"--prism_location={xlang.prism_location()}")
-    if config.kafka_io == "java":
+    if settings.prism_location and not given(argv, "--prism_location"):
+        extra.append(f"--prism_location={settings.prism_location}")
+    if settings.kafka_io == "java":
         extra += xlang.prism_xlang_options()
     return extra
 
 
-# --- PortableRunner: submission through Beam's Job API (`ccas jobserver up` starts a standalone Prism + worker pool) -------
-PORTABLE_RUNNERS = {"portablerunner", "portable"}
-
-
-def _portable_flags(options: PipelineOptions, config: JobConfig) -> list[str]:
-    """The local job service and SDK environment when not given, and the cross-language experiments as on Prism."""
-    from ccas.stack.jobserver import WorkerPool, job_endpoint, worker_pool_endpoint
-    from pipeline import xlang
-
-    portable = options.view_as(PortableOptions)
+def portable_flags(argv: list[str], settings: PipelineSettings) -> list[str]:
+    """Job endpoint and SDK environment from the settings when argv does not give them; the cross-language experiments."""
     extra: list[str] = []
-    if not portable.job_endpoint:
-        # Without an endpoint Beam would start a job server from a jar or an image, neither of which exists here.
-        extra.append(f"--job_endpoint={job_endpoint()}")
-    if not portable.environment_type:
-        if WorkerPool().pid() is not None:
-            extra += ["--environment_type=EXTERNAL", f"--environment_config={worker_pool_endpoint()}"]
-            log.info("--runner=PortableRunner: SDK workers from the local worker pool (EXTERNAL, %s)", worker_pool_endpoint())
+    if not given(argv, "--job_endpoint"):
+        if not settings.job_endpoint:
+            # Without an endpoint Beam would start a job server from a jar or a container image.
+            raise ConfigError("--runner=PortableRunner needs --job_endpoint / CCAS_JOB_ENDPOINT (host:port of a Beam Job API)")
+        extra.append(f"--job_endpoint={settings.job_endpoint}")
+    if not given(argv, "--environment_type"):
+        if settings.worker_pool:
+            extra += ["--environment_type=EXTERNAL", f"--environment_config={settings.worker_pool}"]
+            log.info("--runner=PortableRunner: SDK workers from the worker pool (EXTERNAL, %s)", settings.worker_pool)
         else:
             extra.append("--environment_type=LOOPBACK")
-            log.info("--runner=PortableRunner: no local worker pool running, SDK worker in this process (LOOPBACK)")
-    if config.kafka_io == "java":
+            log.info("--runner=PortableRunner: no worker pool configured (CCAS_WORKER_POOL), SDK worker in this process "
+                     "(LOOPBACK)")
+    if settings.kafka_io == "java":
         extra += xlang.prism_xlang_options()
     return extra
 
 
 def build_options(argv: list[str]) -> tuple[PipelineOptions, JobConfig]:
     """Parse and validate; raises ConfigError before anything is submitted."""
-    config = validate_options(PipelineOptions(argv))
-    options = PipelineOptions([*argv, *_runner_flags(argv, config)])
+    given_options = PipelineOptions(argv)
+    settings = settings_of(given_options)
+    config = validate_options(given_options, settings)
+    options = PipelineOptions([*argv, *runner_flags(argv, settings)])
     options.view_as(StandardOptions).streaming = True
     if not any(arg.startswith(("--job_server_timeout", "--job-server-timeout")) for arg in argv):
         # Beam puts this timeout (default 300 s) on the job's state and message streams too: an unbounded job's client
@@ -89,16 +89,20 @@ def build_options(argv: list[str]) -> tuple[PipelineOptions, JobConfig]:
     return options, config
 
 
-def run(argv: list[str]) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _quiet_libraries() -> None:
     # Beam logs every type-hint conversion, every staged jar and the Java consumer's whole config at INFO.
     for noisy in ("kafka", "botocore", "urllib3", "apache_beam.runners.portability", "apache_beam.runners.worker",
                   "apache_beam.typehints", "PrismRunner", "PrismJobServer"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def run(argv: list[str]) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _quiet_libraries()
     try:
         options, config = build_options(argv)
     except ConfigError as error:
-        print(f"run_pipeline: {error}", file=sys.stderr)
+        print(f"ccas-pipeline: {error}", file=sys.stderr)
         return 2
     log.info("starting CCAS pipeline: %r, runner %s", config, options.view_as(StandardOptions).runner)
     pipeline = beam.Pipeline(options=options)
@@ -127,3 +131,12 @@ def run(argv: list[str]) -> int:
     state = str(result.state)
     log.info("pipeline ended: %s", state)
     return 0 if stopping.is_set() or state in ("DONE", "CANCELLED") else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console script `ccas-pipeline`."""
+    return run(sys.argv[1:] if argv is None else argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,11 +1,19 @@
 """Prometheus metrics exported by the pipeline's worker processes (Beam Distributions do not reach Flink's reporters).
 
-The HTTP endpoint starts once per process, on the first DoFn setup that asks for it.
+The HTTP endpoint starts once per process, on the first DoFn setup that asks for it, on the configured address
+(CCAS_PIPELINE_METRICS_HOST / --metrics_host; 0.0.0.0 in a container). A worker pool runs several SDK worker processes side
+by side, and each needs an endpoint of its own: a process takes the configured port if it is free, else the next one, up to
+PORT_SPAN ports, and logs the one it took. Prometheus scrapes that whole span (ops/prometheus/prometheus.compose.yml).
+
+Why not prometheus_client's multiprocess mode: it needs a shared directory set before the first import in every worker,
+cleanup of dead workers' files, and a collector process of its own; and it merges the workers into one series, while one
+target per worker tells which worker is stuck. A span of ports needs nothing but the scrape config.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
@@ -26,22 +34,35 @@ DEAD_LETTERS = Counter("dead_letters_total", "Messages sent to a dead-letter top
 CALLS_PROCESSED = Counter("pipeline_calls_total", "Calls that completed a stage", ["stage"])
 OFFSETS_COMMITTED = Counter("pipeline_offsets_committed_total", "Offset commits", ["topic"])
 
+PORT_SPAN = 16
+
 _lock = threading.Lock()
-_started_port: int | None = None
+_served_port: int | None = None
+_tried = False
 
 
-def ensure_metrics_server(port: int) -> None:
-    """Serve /metrics on 127.0.0.1:port once per process; a port already taken is logged, never fatal for the job."""
-    global _started_port
+def ensure_metrics_server(host: str, port: int, span: int = PORT_SPAN) -> int | None:
+    """Serve /metrics on host:port, or the first free port of port … port+span-1, once per process; returns the port taken.
+
+    Port 0 turns the endpoint off. No free port in the span is logged, never fatal for the job, and not retried by the
+    process's later DoFn setups (None).
+    """
+    global _served_port, _tried
     if port <= 0:
-        return
+        return None
     with _lock:
-        if _started_port is not None:
-            return
-        try:
-            start_http_server(port, addr="127.0.0.1")
-            _started_port = port
-            log.info("pipeline metrics on http://127.0.0.1:%d/metrics", port)
-        except OSError as error:
-            _started_port = -1
-            log.warning("pipeline metrics not served: port %d: %s", port, error)
+        if _tried:
+            return _served_port
+        _tried = True
+        last_error: OSError | None = None
+        for candidate in range(port, min(port + span, 65536)):
+            try:
+                start_http_server(candidate, addr=host)
+            except OSError as error:  # taken by another worker process of this pool (or anything else)
+                last_error = error
+                continue
+            _served_port = candidate
+            log.info("pipeline metrics of this worker process (pid %d) on http://%s:%d/metrics", os.getpid(), host, candidate)
+            return candidate
+        log.warning("pipeline metrics not served: no free port in %s:%d-%d (%s)", host, port, port + span - 1, last_error)
+        return None

@@ -8,15 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-STAGE_DLQ = {
-    # stage -> the dead-letter topic of the topic that stage consumes (DESIGN.md, Topics)
-    "parse": "calls.raw.dlq",
-    "dedup": "calls.raw.dlq",
-    "enrich": "calls.raw.dlq",
-    "download": "audio.ready.dlq",
-    "score": "scoring.results.dlq",
-    "write": "scoring.results.dlq",
-}
+from schemas.contracts import STAGE_DLQ
 
 
 def utcnow() -> datetime:
@@ -128,6 +120,8 @@ class DeadLetter:
     @classmethod
     def of(cls, stage: str, error: BaseException, *, retries: int, payload: Any, call_id: str | None,
            source: SourcePosition | None, error_type: str | None = None) -> DeadLetter:
+        if stage not in STAGE_DLQ:  # a stage without a dead-letter topic must fail where it is written, not in the sink
+            raise ValueError(f"stage {stage!r} has no dead-letter topic; stages that have one: {', '.join(STAGE_DLQ)}")
         stack = "".join(traceback.format_exception(type(error), error, error.__traceback__))
         return cls(stage=stage, error_type=error_type or type(error).__name__, error=str(error)[:2000], stack=stack[-8000:],
                    retries=retries, payload=payload, call_id=call_id, source=source, failed_at=iso(utcnow()))

@@ -1,11 +1,12 @@
-"""Pipeline options: every setting is a flag whose default comes from its CCAS_ environment variable (or the local stack).
+"""Pipeline options: the flags of `PipelineSettings` as Beam pipeline options, resolved and validated into one `JobConfig`.
 
-Bad configuration fails here, before a job is submitted (`validate_options`), with every problem listed at once.
+Each flag's value wins over its `CCAS_*` variable; the variable wins over the field's default. Nothing else is consulted: the
+job never looks for a developer's local stack. Bad configuration fails in `validate_options`, before a job is submitted, with
+every problem listed at once.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -13,61 +14,24 @@ from urllib.parse import urlsplit
 from apache_beam.options.pipeline_options import PipelineOptions
 
 import schemas
+from core.config import ConfigurationError, add_flags, load, secret
+from pipeline.settings import PipelineSettings
 
 KAFKA_IO_MODES = ("java", "python")
+# Settings whose flag is Beam's own (--prism_location, --job_endpoint, --flink_master): the variable fills the flag when absent.
+BEAM_OWNED_FLAGS = ("prism_location", "job_endpoint", "flink_master", "flink_job_server_jar")
 
 
-def _env(name: str, default: str | None = None) -> str | None:
-    """The CCAS_ setting from the environment, else the local stack's value, else default (resolved lazily: no stack needed)."""
-    value = os.environ.get(name)
-    if value:
-        return value
-    try:
-        from ccas.settings import local_stack_env
-
-        return local_stack_env().get(name, default)
-    except Exception:  # noqa: BLE001 - no local stack is a normal case on a cluster
-        return default
-
-
-class ConfigError(ValueError):
+class ConfigError(ConfigurationError):
     """The pipeline cannot start with this configuration; the message lists every problem."""
 
 
 class CcasOptions(PipelineOptions):
-    """CCAS application options (runner options stay Beam's own)."""
+    """CCAS application options (runner options stay Beam's own): one flag per PipelineSettings field."""
 
     @classmethod
     def _add_argparse_args(cls, parser: Any) -> None:
-        add = parser.add_argument
-        add("--kafka_bootstrap", default=None, help="Kafka bootstrap servers [CCAS_KAFKA_BOOTSTRAP]")
-        add("--kafka_io", default=os.environ.get("CCAS_KAFKA_IO", "java"), choices=KAFKA_IO_MODES,
-            help="java: Beam's ReadFromKafka (cross-language, default); python: our splittable DoFn [CCAS_KAFKA_IO]")
-        add("--expansion_service", default=None, help="host:port of the Java expansion service [CCAS_EXPANSION_SERVICE]")
-        add("--consumer_group", default=os.environ.get("CCAS_CONSUMER_GROUP", "ccas-pipeline"),
-            help="Kafka consumer group whose committed offsets the pipeline resumes from and advances")
-        add("--input_topic", default="calls.raw", help="topic of finished recordings")
-        add("--database_url", default=None, help="PostgreSQL URL [CCAS_DATABASE_URL]")
-        add("--s3_endpoint", default=None, help="S3 endpoint URL; empty for AWS [CCAS_S3_ENDPOINT]")
-        add("--s3_bucket", default=None, help="audio bucket [CCAS_S3_BUCKET]")
-        add("--s3_access_key", default=None, help="[CCAS_S3_ACCESS_KEY]")
-        add("--s3_secret_key", default=None, help="[CCAS_S3_SECRET_KEY]")
-        add("--avaya_url", default=None, help="recorder base URL [CCAS_AVAYA_URL]")
-        add("--avaya_user", default=None, help="[CCAS_AVAYA_USER]")
-        add("--avaya_password", default=None, help="[CCAS_AVAYA_PASSWORD]")
-        add("--scoring_url", default=None, help="scoring service base URL [CCAS_SCORING_URL]")
-        add("--download_concurrency", type=int, default=int(os.environ.get("CCAS_DOWNLOAD_CONCURRENCY", "32")),
-            help="concurrent replay downloads per worker process")
-        add("--scoring_concurrency", type=int, default=int(os.environ.get("CCAS_SCORING_CONCURRENCY", "8")),
-            help="concurrent scoring requests per worker process")
-        add("--download_attempts", type=int, default=5, help="replay attempts before audio.ready.dlq (backoff 1, 2, 4, 8 s)")
-        add("--download_backoff_s", type=float, default=1.0, help="first download retry delay; doubles each attempt")
-        add("--scoring_attempts", type=int, default=3, help="scoring attempts on 5xx/timeouts (4xx: dead letter at once)")
-        add("--scoring_backoff_s", type=float, default=1.0, help="base of the scoring retry delay (with jitter)")
-        add("--dedup_ttl_s", type=int, default=24 * 3600, help="how long a call_id is remembered by DedupPerCall (event time)")
-        add("--metrics_port", type=int, default=None,
-            help="Prometheus port of the worker process (0: off) [CCAS_PIPELINE_METRICS_PORT]")
-        add("--env_name", default=os.environ.get("CCAS_ENV", "dev"), help="environment name used in object tags")
+        add_flags(parser, PipelineSettings, style="_", skip=BEAM_OWNED_FLAGS)
 
 
 @dataclass(frozen=True)
@@ -82,6 +46,7 @@ class JobConfig:
     database_url: str
     s3_endpoint: str | None
     s3_bucket: str
+    s3_region: str | None
     s3_access_key: str | None
     s3_secret_key: str | None
     avaya_url: str
@@ -95,63 +60,55 @@ class JobConfig:
     scoring_attempts: int
     scoring_backoff_s: float
     dedup_ttl_s: int
+    metrics_host: str
     metrics_port: int
-    env_name: str
+    prism_location: str = ""
 
     def __repr__(self) -> str:  # secrets never reach a log line
         return f"JobConfig(kafka={self.kafka_bootstrap}, io={self.kafka_io}, bucket={self.s3_bucket}, scoring={self.scoring_url})"
 
 
-def _default_metrics_port() -> int:
-    value = os.environ.get("CCAS_PIPELINE_METRICS_PORT")
-    if value:
-        return int(value)
+def settings_of(options: PipelineOptions) -> PipelineSettings:
+    """PipelineSettings from the CCAS_* environment with every pipeline flag that was given on top."""
+    flags = options.view_as(CcasOptions).get_all_options(drop_default=False)
     try:
-        from ccas.settings import ports
-
-        return ports().pipeline_metrics
-    except Exception:  # noqa: BLE001
-        return 0
+        return load(PipelineSettings, flags, style="_")
+    except ConfigurationError as error:
+        raise ConfigError(str(error)) from None
 
 
-def validate_options(options: PipelineOptions) -> JobConfig:
-    """Resolve each setting (flag, else CCAS_ variable, else local stack) and check it; ConfigError lists every problem."""
-    o = options.view_as(CcasOptions)
-    values = {
-        "kafka_bootstrap": o.kafka_bootstrap or _env("CCAS_KAFKA_BOOTSTRAP"),
-        "expansion_service": o.expansion_service or _env("CCAS_EXPANSION_SERVICE"),
-        "database_url": o.database_url or _env("CCAS_DATABASE_URL"),
-        "s3_endpoint": o.s3_endpoint or _env("CCAS_S3_ENDPOINT"),
-        "s3_bucket": o.s3_bucket or _env("CCAS_S3_BUCKET"),
-        "s3_access_key": o.s3_access_key or _env("CCAS_S3_ACCESS_KEY"),
-        "s3_secret_key": o.s3_secret_key or _env("CCAS_S3_SECRET_KEY"),
-        "avaya_url": o.avaya_url or _env("CCAS_AVAYA_URL"),
-        "avaya_user": o.avaya_user or _env("CCAS_AVAYA_USER"),
-        "avaya_password": o.avaya_password or _env("CCAS_AVAYA_PASSWORD"),
-        "scoring_url": o.scoring_url or _env("CCAS_SCORING_URL"),
-    }
-    problems = [f"--{name} / CCAS_{name.upper()} is not set" for name, value in values.items()
-                if not value and name not in ("expansion_service", "s3_endpoint", "s3_access_key", "s3_secret_key")]
-    if o.kafka_io == "java" and not values["expansion_service"]:
+def validate_options(options: PipelineOptions, settings: PipelineSettings | None = None) -> JobConfig:
+    """Resolve each setting (flag, else CCAS_ variable, else default) and check it; ConfigError lists every problem."""
+    s = settings or settings_of(options)
+    problems = []
+    if s.kafka_io == "java" and not s.expansion_service:
         problems.append("--kafka_io=java needs --expansion_service / CCAS_EXPANSION_SERVICE (or use --kafka_io=python)")
     for name in ("avaya_url", "scoring_url", "s3_endpoint"):
-        if values[name] and urlsplit(values[name]).scheme not in ("http", "https"):
-            problems.append(f"--{name} must be an http(s) URL, got {values[name]!r}")
-    if values["database_url"] and urlsplit(values["database_url"]).scheme not in ("postgresql", "postgres"):
-        problems.append("--database_url must be a postgresql:// URL")
-    if o.input_topic not in schemas.topics():
-        problems.append(f"--input_topic {o.input_topic!r} is not a declared topic")
-    for name, low in (("download_concurrency", 1), ("scoring_concurrency", 1), ("download_attempts", 1),
-                      ("scoring_attempts", 1), ("dedup_ttl_s", 1)):
-        if getattr(o, name) < low:
-            problems.append(f"--{name} must be >= {low}")
+        value = getattr(s, name)
+        if value and urlsplit(value).scheme not in ("http", "https"):
+            problems.append(f"--{name} / CCAS_{name.upper()} must be an http(s) URL, got {value!r}")
+    if urlsplit(secret(s.database_url)).scheme not in ("postgresql", "postgres"):
+        problems.append("--database_url / CCAS_DATABASE_URL must be a postgresql:// URL")
+    if s.input_topic not in schemas.topics():
+        problems.append(f"--input_topic {s.input_topic!r} is not a declared topic")
+    if bool(s.s3_access_key) != bool(s.s3_secret_key):
+        problems.append("CCAS_S3_ACCESS_KEY and CCAS_S3_SECRET_KEY go together (or neither: the AWS credential chain)")
+    if not s.avaya_password and not s.avaya_password_file:
+        problems.append("--avaya_password / CCAS_AVAYA_PASSWORD (or CCAS_AVAYA_PASSWORD_FILE) is not set")
     if problems:
         raise ConfigError("invalid pipeline configuration:\n  - " + "\n  - ".join(problems))
+    password = secret(s.avaya_password)
+    if s.avaya_password_file:
+        with open(s.avaya_password_file) as handle:
+            password = handle.read().strip()
     return JobConfig(
-        kafka_io=o.kafka_io, consumer_group=o.consumer_group, input_topic=o.input_topic,
-        download_concurrency=o.download_concurrency, scoring_concurrency=o.scoring_concurrency,
-        download_attempts=o.download_attempts, download_backoff_s=o.download_backoff_s,
-        scoring_attempts=o.scoring_attempts, scoring_backoff_s=o.scoring_backoff_s, dedup_ttl_s=o.dedup_ttl_s,
-        metrics_port=o.metrics_port if o.metrics_port is not None else _default_metrics_port(), env_name=o.env_name,
-        **values,  # type: ignore[arg-type]
+        kafka_bootstrap=s.kafka_bootstrap, kafka_io=s.kafka_io, expansion_service=s.expansion_service or None,
+        consumer_group=s.consumer_group, input_topic=s.input_topic, database_url=secret(s.database_url),
+        s3_endpoint=s.s3_endpoint or None, s3_bucket=s.s3_bucket, s3_region=s.s3_region or None,
+        s3_access_key=secret(s.s3_access_key) or None, s3_secret_key=secret(s.s3_secret_key) or None,
+        avaya_url=s.avaya_url, avaya_user=s.avaya_user, avaya_password=password, scoring_url=s.scoring_url,
+        download_concurrency=s.download_concurrency, scoring_concurrency=s.scoring_concurrency,
+        download_attempts=s.download_attempts, download_backoff_s=s.download_backoff_s, scoring_attempts=s.scoring_attempts,
+        scoring_backoff_s=s.scoring_backoff_s, dedup_ttl_s=s.dedup_ttl_s, metrics_host=s.pipeline_metrics_host,
+        metrics_port=s.pipeline_metrics_port, prism_location=s.prism_location,
     )

@@ -19,6 +19,7 @@ from apache_beam.utils.subprocess_server import JavaJarServer
 from apache_beam.version import __version__ as BEAM_VERSION
 
 from pipeline.options import ConfigError
+from pipeline.settings import PipelineSettings
 
 log = logging.getLogger("ccas.pipeline")
 
@@ -69,10 +70,9 @@ def _downloadable(url: str, timeout_s: float = 10.0) -> str | None:
         return f"unreachable ({getattr(error, 'reason', error)})"
 
 
-def resolve_job_server_jar() -> str | None:
+def resolve_job_server_jar(configured: str = "") -> str | None:
     """The jar path to hand Beam, or None when Beam's own download will work; raises FlinkJobServerJarMissing otherwise."""
     tried: list[str] = []
-    configured = os.environ.get(JAR_ENV)
     if configured:
         if Path(configured).is_file():
             return configured
@@ -94,27 +94,19 @@ def resolve_job_server_jar() -> str | None:
     raise FlinkJobServerJarMissing(tried)
 
 
-def _given(argv: list[str], flag: str) -> bool:
+def given(argv: list[str], flag: str) -> bool:
+    """Whether argv sets `flag` (as `--flag value` or `--flag=value`)."""
     return any(arg == flag or arg.startswith(flag + "=") for arg in argv)
 
 
-def _default_worker_pool() -> str:
-    """The SDK worker pool the TaskManagers reach (CCAS_FLINK_WORKER_POOL, else this machine's `ccas jobserver` pool)."""
-    configured = os.environ.get("CCAS_FLINK_WORKER_POOL")
-    if configured:
-        return configured
-    from ccas.stack.jobserver import worker_pool_endpoint
-
-    return worker_pool_endpoint()
+def _worker_pool(settings: PipelineSettings) -> str:
+    if not settings.worker_pool:
+        raise ConfigError("--runner=FlinkRunner runs the Python SDK workers in a worker pool beside each TaskManager: set "
+                          "--worker_pool / CCAS_WORKER_POOL (host:port), or --environment_type=LOOPBACK on a local cluster")
+    return settings.worker_pool
 
 
-def _default_master() -> str:
-    from ccas.stack.flink import flink_master
-
-    return flink_master()
-
-
-def flink_runner_flags(argv: list[str]) -> list[str]:
+def flink_runner_flags(argv: list[str], settings: PipelineSettings) -> list[str]:
     """Flags Beam's FlinkRunner needs beyond what argv already says; [] for other runners.
 
     Raises ConfigError for an unsound combination and FlinkJobServerJarMissing when the job server cannot be obtained,
@@ -125,10 +117,14 @@ def flink_runner_flags(argv: list[str]) -> list[str]:
         return []
     flink, portable = options.view_as(FlinkRunnerOptions), options.view_as(PortableOptions)
     extra: list[str] = []
-    master = flink.flink_master if _given(argv, "--flink_master") else _default_master()
-    if not _given(argv, "--flink_master"):
+    if given(argv, "--flink_master"):
+        master = flink.flink_master
+    elif settings.flink_master:
+        master = settings.flink_master
         extra.append(f"--flink_master={master}")
-    if not _given(argv, "--flink_version"):
+    else:
+        raise ConfigError("--runner=FlinkRunner needs --flink_master / CCAS_FLINK_MASTER (host:port of the JobManager)")
+    if not given(argv, "--flink_version"):
         extra.append(f"--flink_version={FLINK_VERSION}")
     elif flink.flink_version != FLINK_VERSION:
         raise ConfigError(f"--flink_version={flink.flink_version}: this deployment runs Flink {FLINK_VERSION} (pass "
@@ -139,15 +135,15 @@ def flink_runner_flags(argv: list[str]) -> list[str]:
             raise ConfigError(f"--environment_type=LOOPBACK needs a Flink cluster on this machine, not {master}: the "
                               "TaskManagers would have to call back into this process. Use the worker pool (EXTERNAL).")
         if portable.environment_type.upper() == "EXTERNAL" and not portable.environment_config:
-            extra.append(f"--environment_config={_default_worker_pool()}")
+            extra.append(f"--environment_config={_worker_pool(settings)}")
     else:
         # On a cluster the Python SDK workers are a worker-pool sidecar per TaskManager; LOOPBACK only when asked for.
-        extra += ["--environment_type=EXTERNAL", f"--environment_config={_default_worker_pool()}"]
-    if not _given(argv, "--checkpointing_interval"):
+        extra += ["--environment_type=EXTERNAL", f"--environment_config={_worker_pool(settings)}"]
+    if not given(argv, "--checkpointing_interval"):
         # A Beam pipeline option of the Java runner (milliseconds), accepted through the job server's option list.
         extra.append(f"--checkpointing_interval={DEFAULT_CHECKPOINTING_INTERVAL_MS}")
-    if not _given(argv, "--flink_job_server_jar"):
-        jar = resolve_job_server_jar()
+    if not given(argv, "--flink_job_server_jar"):
+        jar = resolve_job_server_jar(settings.flink_job_server_jar)
         if jar:
             extra.append(f"--flink_job_server_jar={jar}")
     log.info("--runner=FlinkRunner: Flink %s at %s, SDK environment %s", FLINK_VERSION, master,

@@ -1,6 +1,6 @@
 """PostgreSQL writes of the pipeline: idempotent, batched upserts that never move a call's status backwards.
 
-Status machine (DESIGN.md): PENDING_DOWNLOAD → DOWNLOADED → SCORED; ERROR may return to PENDING_DOWNLOAD. A replayed message
+Status machine (docs/design.md): PENDING_DOWNLOAD → DOWNLOADED → SCORED; ERROR may return to PENDING_DOWNLOAD. A replayed message
 (after a crash, or a requeue) runs the same statements again and leaves the same rows.
 """
 
@@ -136,10 +136,3 @@ class Database:
         if not reasons:
             return
         self._transaction(lambda cursor: execute_values(cursor, _MARK_ERROR, sorted(reasons.items())))
-
-    def call_statuses(self, call_ids: Sequence[str]) -> dict[str, str]:
-        def work(cursor: Any) -> dict[str, str]:
-            cursor.execute("SELECT call_id, status FROM call WHERE call_id = ANY(%s)", (list(call_ids),))
-            return dict(cursor.fetchall())
-
-        return self._transaction(work)

@@ -2,7 +2,7 @@
 
 Impulse → ListPartitions (one element per partition, starting at the group's committed offset, else the earliest) →
 ReadPartitions (unbounded SDF, one restriction per partition). It never commits offsets: the pipeline's last stage does,
-after every sink write succeeded (DESIGN.md, Kafka read), so the consumer group only records finished work.
+after every sink write succeeded (docs/design.md, guarantees), so the consumer group only records finished work.
 """
 
 from __future__ import annotations

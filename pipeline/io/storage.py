@@ -30,10 +30,17 @@ class StoredObject:
 
 
 class AudioStore:
+    """Recordings in one bucket through a boto3-compatible S3 client (owned: `close` closes it)."""
+
     def __init__(self, client: Any, bucket: str, part_size: int = PART_SIZE) -> None:
         self.client = client
         self.bucket = bucket
         self.part_size = part_size
+
+    def close(self) -> None:
+        close = getattr(self.client, "close", None)  # boto3 clients grew close() late; older ones just drop their pool
+        if close is not None:
+            close()
 
     def put_stream(self, key: str, chunks: Iterable[bytes], tags: dict[str, str],
                    metadata_of: Any, content_type: str = "audio/wav") -> StoredObject:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -12,6 +13,7 @@ import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.utils.windowed_value import WindowedValue
 
+log = logging.getLogger(__name__)
 _SEMAPHORES: dict[str, threading.BoundedSemaphore] = {}
 _SEMAPHORES_LOCK = threading.Lock()
 
@@ -22,6 +24,19 @@ def process_bound(name: str, size: int) -> threading.BoundedSemaphore:
         if name not in _SEMAPHORES:
             _SEMAPHORES[name] = threading.BoundedSemaphore(size)
         return _SEMAPHORES[name]
+
+
+def close_quietly(owner: object, *attributes: str) -> None:
+    """Close each of `owner`'s clients that exists. Teardown runs after a setup that may have failed half-way, so an attribute
+    can be missing; one close failing must neither hide the others nor fail the teardown."""
+    for name in attributes:
+        client = getattr(owner, name, None)
+        if client is None:
+            continue
+        try:
+            client.close()
+        except Exception as error:  # teardown is best effort: the worker is going away either way
+            log.warning("closing %s.%s failed: %s", type(owner).__name__, name, error)
 
 
 @dataclass
@@ -37,11 +52,19 @@ class BatchingDoFn(beam.DoFn):
 
     Subclasses implement `work(element)` (runs on the pool, each I/O attempt inside `with self.io_slot():`) and
     `complete(held) -> [(tag, value, held)]`, where tag None is the main output. An element is emitted only after `complete`
-    returned, i.e. after its batch was written.
+    returned, i.e. after its batch was written. Subclasses open their clients in setup() and name them in `owned_clients`;
+    teardown closes those that exist.
+
+    A bundle that fails (an I/O error escaping `complete`, a worker lost) is retried by the runner as a whole: every element
+    is processed again, its I/O repeated. That is safe because nothing of a bundle is emitted before its batch write returned,
+    and the writes are idempotent: database writes are upserts that never move a call's status backwards, S3 puts overwrite
+    the same key. Kafka publishes are not deduplicated: a retried bundle may publish some results again (consumers key by
+    call_id and must tolerate repeats), and offsets are committed downstream only for elements emitted after their writes.
     """
 
     concurrency = 1
     bound_name = ""
+    owned_clients: tuple[str, ...] = ()
 
     def setup(self) -> None:
         # More threads than the bound: an element waiting out a retry backoff holds a thread, never an I/O slot.
@@ -49,9 +72,11 @@ class BatchingDoFn(beam.DoFn):
         self._bound = process_bound(self.bound_name or type(self).__name__, max(1, self.concurrency))
 
     def teardown(self) -> None:
+        # The pool first: no work may still be using a client when it is closed.
         pool = getattr(self, "_pool", None)
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+        close_quietly(self, *self.owned_clients)
 
     def start_bundle(self) -> None:
         self._held: list[Held] = []

@@ -8,18 +8,20 @@ arrives is checked against the broker and skipped only if no data record holds i
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.coders import BooleanCoder, PickleCoder, VarIntCoder
+from apache_beam.coders import BooleanCoder, ListCoder, VarIntCoder
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
 from apache_beam.utils.timestamp import Duration, Timestamp
 
 from pipeline import metrics as prom
+from pipeline.clients import offset_consumer
 from pipeline.model import SourcePosition
 
 log = logging.getLogger(__name__)
@@ -34,29 +36,41 @@ def advance(next_offset: int, done: set[int]) -> int:
     return next_offset
 
 
+def read_done(done_state: Any) -> set[int]:
+    return set(done_state.read() or ())
+
+
+def write_done(done_state: Any, done: Iterable[int]) -> None:
+    done_state.write(sorted(done))
+
+
 class _CommitFn(beam.DoFn):
     """(partition key, SourcePosition) → nothing; commits the group's offset for that partition as far as it is contiguous."""
 
     NEXT = ReadModifyWriteStateSpec("next", VarIntCoder())  # first offset not yet done = the offset to commit
-    DONE = ReadModifyWriteStateSpec("done", PickleCoder())  # finished offsets beyond a gap
+    # Finished offsets beyond a gap, as a sorted list: a deterministic coder keeps savepoints independent of pickle. (Named
+    # "done_offsets": the state once held a pickled set under "done", which this coder cannot read.)
+    DONE = ReadModifyWriteStateSpec("done_offsets", ListCoder(VarIntCoder()))
     ARMED = ReadModifyWriteStateSpec("armed", BooleanCoder())
     HOUSEKEEPING = TimerSpec("housekeeping", TimeDomain.REAL_TIME)
 
-    def __init__(self, bootstrap: str, group_id: str) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, group_id: str, consumer_factory: Callable[[], Any]) -> None:
         self.group_id = group_id
+        self.consumer_factory = consumer_factory
         self.committed = Metrics.counter(self.__class__, "offset_commits")
         self.skipped_gaps = Metrics.counter(self.__class__, "non_data_offsets_skipped")
 
     def setup(self) -> None:
-        from kafka import KafkaConsumer
-
-        self.consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=self.group_id, enable_auto_commit=False,
-                                      isolation_level="read_committed", client_id="ccas-pipeline-commit",
-                                      max_poll_records=1, fetch_max_bytes=1024 * 1024)
+        self.consumer = self.consumer_factory()
 
     def teardown(self) -> None:
-        self.consumer.close(autocommit=False)
+        consumer = getattr(self, "consumer", None)  # absent when setup failed
+        if consumer is None:
+            return
+        try:
+            consumer.close(autocommit=False)
+        except Exception as error:  # teardown is best effort: the worker is going away either way
+            log.warning("closing the offset consumer failed: %s", error)
 
     def _start_offset(self, tp: Any) -> int:
         committed = self.consumer.committed(tp)
@@ -93,14 +107,14 @@ class _CommitFn(beam.DoFn):
         next_offset = next_state.read()
         if next_offset is None:
             next_offset = self._start_offset(tp)
-        done: set[int] = done_state.read() or set()
+        done = read_done(done_state)
         if position.offset >= next_offset:
             done.add(position.offset)
         advanced = advance(next_offset, done)
         if advanced != next_offset:
             self._commit(tp, advanced)
         next_state.write(advanced)
-        done_state.write(done)
+        write_done(done_state, done)
         if not armed.read():
             housekeeping.set(Timestamp.now() + Duration(seconds=HOUSEKEEPING_DELAY_S))
             armed.write(True)
@@ -115,7 +129,7 @@ class _CommitFn(beam.DoFn):
         topic, partition = key.rsplit("|", 1)
         tp = TopicPartition(topic, int(partition))
         next_offset = next_state.read()
-        done: set[int] = done_state.read() or set()
+        done = read_done(done_state)
         armed.write(False)
         if next_offset is None:
             return iter(())
@@ -129,7 +143,7 @@ class _CommitFn(beam.DoFn):
                 self._commit(tp, advanced)
                 next_offset = advanced
                 next_state.write(next_offset)
-                done_state.write(done)
+                write_done(done_state, done)
         if end is not None:
             prom.QUEUE_DEPTH.labels(topic, str(partition), self.group_id).set(max(0, int(end) - next_offset))
         if done or (end is not None and next_offset < int(end)):
@@ -138,22 +152,30 @@ class _CommitFn(beam.DoFn):
         return iter(())
 
 
+def partition_key(position: SourcePosition) -> tuple[str, SourcePosition]:
+    return f"{position.topic}|{position.partition}", position
+
+
+@beam.typehints.with_input_types(SourcePosition)
 class CommitOffsets(beam.PTransform):
     """SourcePosition → (nothing): contiguous per-partition offset commits for the consumer group.
 
     Args:
         bootstrap: Kafka bootstrap servers.
         group_id: the consumer group the reader resumes from.
+        consumer_factory: opens the consumer that commits and probes (called in DoFn setup); None: a real one of the group.
     """
 
-    def __init__(self, bootstrap: str, group_id: str) -> None:
+    def __init__(self, bootstrap: str, group_id: str, *, consumer_factory: Callable[[], Any] | None = None) -> None:
         super().__init__()
-        self.bootstrap = bootstrap
         self.group_id = group_id
+        self.consumer_factory = consumer_factory or functools.partial(offset_consumer, bootstrap, group_id)
 
     def expand(self, positions: Any) -> Any:
         return (
             positions
-            | "KeyByPartition" >> beam.Map(lambda p: (f"{p.topic}|{p.partition}", p))
-            | "Commit" >> beam.ParDo(_CommitFn(self.bootstrap, self.group_id))
+            | "KeyByPartition" >> beam.Map(partition_key).with_input_types(SourcePosition)
+            .with_output_types(tuple[str, SourcePosition])
+            | "Commit" >> beam.ParDo(_CommitFn(self.group_id, self.consumer_factory))
+            .with_input_types(tuple[str, SourcePosition])
         )

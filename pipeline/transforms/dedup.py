@@ -56,6 +56,7 @@ class _DedupFn(beam.DoFn):
         return iter(())
 
 
+@beam.typehints.with_input_types(CallEvent)
 class DedupPerCall(beam.PTransform):
     """CallEvent → (unique CallEvent, SourcePosition of each duplicate dropped).
 
@@ -70,7 +71,9 @@ class DedupPerCall(beam.PTransform):
     def expand(self, events: Any) -> tuple[Any, Any]:
         results = (
             events
-            | "KeyByCallId" >> beam.Map(lambda event: (event.call_id, event))
-            | "FirstPerCall" >> beam.ParDo(_DedupFn(self.ttl_s)).with_outputs(DUPLICATE, main="unique")
+            | "KeyByCallId" >> beam.Map(lambda event: (event.call_id, event)).with_input_types(CallEvent)
+            .with_output_types(tuple[str, CallEvent])
+            | "FirstPerCall" >> beam.ParDo(_DedupFn(self.ttl_s)).with_input_types(tuple[str, CallEvent])
+            .with_output_types(CallEvent).with_outputs(DUPLICATE, main="unique")
         )
         return results.unique, results[DUPLICATE]

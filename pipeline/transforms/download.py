@@ -1,6 +1,7 @@
 """DownloadToS3: stream each recording from the recorder's Replay API into S3, hash it, read its WAV header, record the asset.
 
-Retry policy (the seed's): a failed replay is retried after 1, 2, 4, 8 s — 5 attempts — then goes to audio.ready.dlq.
+Retry policy: a failed replay is retried after a delay that doubles each time (by default 1, 2, 4, 8 s: 5 attempts), then
+goes to audio.ready.dlq.
 A recording whose header cannot be read is still stored (it is the recording we got): judging audio is the scorer's job.
 """
 
@@ -14,19 +15,16 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from avaya_source.client import AvayaClient, AvayaError, Credentials
-from callgen.wav import WavError, read_wav_info
-from ccas.s3_admin import s3_client
+from audio.wav import WavError, read_wav_info
+from core.recorder import AvayaError
 from pipeline import metrics as prom
-from pipeline.io.database import Database
-from pipeline.io.publisher import EventPublisher
-from pipeline.io.storage import AudioStore
+from pipeline.clients import StageClients
 from pipeline.model import DeadLetter, EnrichedCall, StoredAudio, iso, parse_iso, utcnow
 from pipeline.options import JobConfig
 from pipeline.transforms._bundles import BatchingDoFn, Held
+from schemas.contracts import DEAD_LETTER_TAG
 
 log = logging.getLogger(__name__)
-DEAD = "dead_letter"
 
 
 def s3_key_for(call: EnrichedCall) -> str:
@@ -48,9 +46,11 @@ class _DownloadFn(BatchingDoFn):
     """EnrichedCall → StoredAudio (after the bundle's audio_asset upsert and audio.ready publish) | dead letter."""
 
     bound_name = "download"
+    owned_clients = ("recorder", "store", "db", "publisher")
 
-    def __init__(self, config: JobConfig) -> None:
+    def __init__(self, config: JobConfig, clients: StageClients) -> None:
         self.config = config
+        self.clients = clients
         self.concurrency = config.download_concurrency
         self.downloaded = Metrics.counter(self.__class__, "calls_downloaded")
         self.failures = Metrics.counter(self.__class__, "download_failures")
@@ -58,20 +58,11 @@ class _DownloadFn(BatchingDoFn):
 
     def setup(self) -> None:
         super().setup()
-        prom.ensure_metrics_server(self.config.metrics_port)
-        c = self.config
-        # Our retry policy is the only one: the client's own retries are off.
-        self.recorder = AvayaClient(c.avaya_url, Credentials(c.avaya_user, c.avaya_password), retries=0, read_timeout=60)
-        self.store = AudioStore(s3_client(c.s3_endpoint, c.s3_access_key, c.s3_secret_key, max_pool=max(10, self.concurrency)),
-                                c.s3_bucket)
-        self.db = Database(c.database_url)
-        self.publisher = EventPublisher(c.kafka_bootstrap, "ccas-pipeline-download")
-
-    def teardown(self) -> None:
-        self.recorder.close()
-        self.db.close()
-        self.publisher.close()
-        super().teardown()
+        prom.ensure_metrics_server(self.config.metrics_host, self.config.metrics_port)
+        self.recorder = self.clients.recorder()
+        self.store = self.clients.audio_store(max_pool=max(10, self.concurrency))
+        self.db = self.clients.database()
+        self.publisher = self.clients.publisher("ccas-pipeline-download")
 
     def _store_once(self, call: EnrichedCall, attempt: int) -> StoredAudio:
         day = parse_iso(call.started_at)
@@ -112,7 +103,7 @@ class _DownloadFn(BatchingDoFn):
         for item in held:
             result = item.work.result() if item.work else None
             if isinstance(result, DeadLetter):
-                out.append((DEAD, result, item))
+                out.append((DEAD_LETTER_TAG, result, item))
             else:
                 stored.append((result, item))
         if stored:
@@ -133,17 +124,24 @@ class _DownloadFn(BatchingDoFn):
         return out
 
 
+@beam.typehints.with_input_types(EnrichedCall)
 class DownloadToS3(beam.PTransform):
     """EnrichedCall → (StoredAudio, DeadLetter).
 
     Args:
-        config: recorder, S3, database and Kafka settings; download concurrency and retry policy.
+        config: download concurrency and retry policy (and, without `clients`, the recorder, S3, database and Kafka settings).
+        clients: where the stage's recorder, audio store, database and publisher come from; None: the real ones of `config`.
     """
 
-    def __init__(self, config: JobConfig) -> None:
+    def __init__(self, config: JobConfig, clients: StageClients | None = None) -> None:
         super().__init__()
         self.config = config
+        self.clients = clients or StageClients(config)
 
     def expand(self, calls: Any) -> tuple[Any, Any]:
-        results = calls | "Download" >> beam.ParDo(_DownloadFn(self.config)).with_outputs(DEAD, main="good")
-        return results.good, results[DEAD]
+        results = (
+            calls
+            | "Download" >> beam.ParDo(_DownloadFn(self.config, self.clients)).with_input_types(EnrichedCall)
+            .with_output_types(StoredAudio).with_outputs(DEAD_LETTER_TAG, main="good")
+        )
+        return results.good, results[DEAD_LETTER_TAG]

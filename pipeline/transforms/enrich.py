@@ -9,13 +9,12 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from pipeline import metrics as prom
-from pipeline.io.database import Database
-from pipeline.io.publisher import EventPublisher
+from pipeline.clients import StageClients
 from pipeline.model import CallEvent, DeadLetter, EnrichedCall, iso, parse_iso, utcnow
 from pipeline.options import JobConfig
 from pipeline.transforms._bundles import BatchingDoFn, Held
+from schemas.contracts import DEAD_LETTER_TAG
 
-DEAD = "dead_letter"
 ALREADY_SCORED = "already_scored"
 METADATA_VERSION = 1
 
@@ -72,21 +71,19 @@ def enriched_event(call: EnrichedCall) -> dict[str, Any]:
 class _EnrichFn(BatchingDoFn):
     """CallEvent → EnrichedCall (after the bundle's upsert and calls.enriched publish); a call already SCORED is not redone."""
 
-    def __init__(self, config: JobConfig) -> None:
+    owned_clients = ("db", "publisher")
+
+    def __init__(self, config: JobConfig, clients: StageClients) -> None:
         self.config = config
+        self.clients = clients
         self.enriched = Metrics.counter(self.__class__, "calls_enriched")
         self.skipped = Metrics.counter(self.__class__, "calls_already_scored")
 
     def setup(self) -> None:
         super().setup()
-        prom.ensure_metrics_server(self.config.metrics_port)
-        self.db = Database(self.config.database_url)
-        self.publisher = EventPublisher(self.config.kafka_bootstrap, "ccas-pipeline-enrich")
-
-    def teardown(self) -> None:
-        self.db.close()
-        self.publisher.close()
-        super().teardown()
+        prom.ensure_metrics_server(self.config.metrics_host, self.config.metrics_port)
+        self.db = self.clients.database()
+        self.publisher = self.clients.publisher("ccas-pipeline-enrich")
 
     def complete(self, held: list[Held]) -> list[tuple[str | None, Any, Held]]:
         out: list[tuple[str | None, Any, Held]] = []
@@ -96,8 +93,9 @@ class _EnrichFn(BatchingDoFn):
             try:
                 ready.append((enrich(event), item))
             except (KeyError, ValueError, TypeError) as error:
-                out.append((DEAD, DeadLetter.of("enrich", error, retries=0, payload=event.value, call_id=event.call_id,
-                                                source=event.source), item))
+                letter = DeadLetter.of("enrich", error, retries=0, payload=event.value, call_id=event.call_id,
+                                       source=event.source)
+                out.append((DEAD_LETTER_TAG, letter, item))
         if not ready:
             return out
         statuses = self.db.upsert_calls([call for call, _ in ready])
@@ -116,17 +114,24 @@ class _EnrichFn(BatchingDoFn):
         return out
 
 
+@beam.typehints.with_input_types(CallEvent)
 class EnrichCall(beam.PTransform):
     """CallEvent → (EnrichedCall, DeadLetter, SourcePosition of calls already SCORED).
 
     Args:
         config: the job's resolved configuration (database and Kafka).
+        clients: where the stage's database and publisher come from; None: the real ones of `config`.
     """
 
-    def __init__(self, config: JobConfig) -> None:
+    def __init__(self, config: JobConfig, clients: StageClients | None = None) -> None:
         super().__init__()
         self.config = config
+        self.clients = clients or StageClients(config)
 
     def expand(self, events: Any) -> tuple[Any, Any, Any]:
-        results = events | "Enrich" >> beam.ParDo(_EnrichFn(self.config)).with_outputs(DEAD, ALREADY_SCORED, main="good")
-        return results.good, results[DEAD], results[ALREADY_SCORED]
+        results = (
+            events
+            | "Enrich" >> beam.ParDo(_EnrichFn(self.config, self.clients)).with_input_types(CallEvent)
+            .with_output_types(EnrichedCall).with_outputs(DEAD_LETTER_TAG, ALREADY_SCORED, main="good")
+        )
+        return results.good, results[DEAD_LETTER_TAG], results[ALREADY_SCORED]

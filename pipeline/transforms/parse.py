@@ -13,8 +13,8 @@ from apache_beam.metrics import Metrics
 import schemas
 from pipeline.io.records import KafkaRecord
 from pipeline.model import CallEvent, DeadLetter, SourcePosition
+from schemas.contracts import DEAD_LETTER_TAG
 
-DEAD = "dead_letter"
 MAX_PAYLOAD_CHARS = 1_000_000
 
 
@@ -67,13 +67,14 @@ class _ParseFn(beam.DoFn):
             self.rejected.inc()
             payload = original_payload(record.value)
             call_id = payload.get("call_id") if isinstance(payload, dict) and isinstance(payload.get("call_id"), str) else None
-            yield pvalue.TaggedOutput(DEAD, DeadLetter.of("parse", error, retries=0, payload=payload,
+            yield pvalue.TaggedOutput(DEAD_LETTER_TAG, DeadLetter.of("parse", error, retries=0, payload=payload,
                                                           call_id=call_id[:256] if call_id else None, source=source))
             return
         self.parsed.inc()
         yield CallEvent(value["call_id"], value, source)
 
 
+@beam.typehints.with_input_types(KafkaRecord)
 class ParseAndValidate(beam.PTransform):
     """calls.raw records → (CallEvent, DeadLetter).
 
@@ -81,5 +82,9 @@ class ParseAndValidate(beam.PTransform):
     """
 
     def expand(self, records: Any) -> tuple[Any, Any]:
-        results = records | "Parse" >> beam.ParDo(_ParseFn()).with_outputs(DEAD, main="good")
-        return results.good, results[DEAD]
+        results = (
+            records
+            | "Parse" >> beam.ParDo(_ParseFn()).with_input_types(KafkaRecord).with_output_types(CallEvent)
+            .with_outputs(DEAD_LETTER_TAG, main="good")
+        )
+        return results.good, results[DEAD_LETTER_TAG]

@@ -10,46 +10,41 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from ccas.s3_admin import s3_client
 from pipeline import metrics as prom
-from pipeline.io.scoring_client import ScoringClient, ScoringError
-from pipeline.io.storage import AudioStore
+from pipeline.clients import StageClients
+from pipeline.io.scoring_client import ScoringError
 from pipeline.model import DeadLetter, ScoredCall, StoredAudio, iso, utcnow
 from pipeline.options import JobConfig
 from pipeline.transforms._bundles import BatchingDoFn, Held
+from schemas.contracts import DEAD_LETTER_TAG
 
 log = logging.getLogger(__name__)
-DEAD = "dead_letter"
 
 
 class _ScoreFn(BatchingDoFn):
     """StoredAudio → ScoredCall | dead letter (4xx at once with retries=1; 5xx/timeout after the last attempt)."""
 
     bound_name = "score"
+    owned_clients = ("scoring", "store")
 
-    def __init__(self, config: JobConfig) -> None:
+    def __init__(self, config: JobConfig, clients: StageClients) -> None:
         self.config = config
+        self.clients = clients
         self.concurrency = config.scoring_concurrency
         self.scored = Metrics.counter(self.__class__, "calls_scored")
         self.failures = Metrics.counter(self.__class__, "scoring_failures")
 
     def setup(self) -> None:
         super().setup()
-        prom.ensure_metrics_server(self.config.metrics_port)
-        c = self.config
-        self.client = ScoringClient(c.scoring_url, pool_size=self.concurrency)
-        self.store = AudioStore(s3_client(c.s3_endpoint, c.s3_access_key, c.s3_secret_key, max_pool=max(10, self.concurrency)),
-                                c.s3_bucket)
-
-    def teardown(self) -> None:
-        self.client.close()
-        super().teardown()
+        prom.ensure_metrics_server(self.config.metrics_host, self.config.metrics_port)
+        self.scoring = self.clients.scoring(pool_size=self.concurrency)
+        self.store = self.clients.audio_store(max_pool=max(10, self.concurrency))
 
     def _score_once(self, audio: StoredAudio) -> ScoredCall:
         body, size = self.store.open(audio.s3_key, audio.s3_version_id)
         started = time.monotonic()
         try:
-            answer = self.client.score(call_id=audio.call_id, agent_id=audio.call.agent_id, audio=body, size=size)
+            answer = self.scoring.score(call_id=audio.call_id, agent_id=audio.call.agent_id, audio=body, size=size)
         finally:
             body.close()
         latency_ms = int((time.monotonic() - started) * 1000)
@@ -81,22 +76,29 @@ class _ScoreFn(BatchingDoFn):
         out: list[tuple[str | None, Any, Held]] = []
         for item in held:
             result = item.work.result() if item.work else None
-            out.append((DEAD if isinstance(result, DeadLetter) else None, result, item))
+            out.append((DEAD_LETTER_TAG if isinstance(result, DeadLetter) else None, result, item))
         self.scored.inc(sum(1 for tag, _, _ in out if tag is None))
         return out
 
 
+@beam.typehints.with_input_types(StoredAudio)
 class ScoreCall(beam.PTransform):
     """StoredAudio → (ScoredCall, DeadLetter).
 
     Args:
-        config: S3 and scoring-service settings; scoring concurrency and retry policy.
+        config: scoring concurrency and retry policy (and, without `clients`, the S3 and scoring-service settings).
+        clients: where the stage's audio store and scoring client come from; None: the real ones of `config`.
     """
 
-    def __init__(self, config: JobConfig) -> None:
+    def __init__(self, config: JobConfig, clients: StageClients | None = None) -> None:
         super().__init__()
         self.config = config
+        self.clients = clients or StageClients(config)
 
     def expand(self, stored: Any) -> tuple[Any, Any]:
-        results = stored | "Score" >> beam.ParDo(_ScoreFn(self.config)).with_outputs(DEAD, main="good")
-        return results.good, results[DEAD]
+        results = (
+            stored
+            | "Score" >> beam.ParDo(_ScoreFn(self.config, self.clients)).with_input_types(StoredAudio)
+            .with_output_types(ScoredCall).with_outputs(DEAD_LETTER_TAG, main="good")
+        )
+        return results.good, results[DEAD_LETTER_TAG]

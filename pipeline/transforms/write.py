@@ -9,29 +9,26 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from pipeline import metrics as prom
-from pipeline.io.database import Database
-from pipeline.io.publisher import EventPublisher
-from pipeline.model import DeadLetter, ScoredCall, parse_iso
+from pipeline.clients import StageClients
+from pipeline.model import DeadLetter, ScoredCall, SourcePosition, parse_iso
 from pipeline.options import JobConfig
 from pipeline.transforms._bundles import BatchingDoFn, Held
+from schemas.contracts import STAGES_WITH_CALL_ROW
 
 
 class _WriteResultsFn(BatchingDoFn):
     """ScoredCall → SourcePosition, after the bundle's scoring_result upsert, call SCORED, and scoring.results publish."""
 
-    def __init__(self, config: JobConfig) -> None:
-        self.config = config
+    owned_clients = ("db", "publisher")
+
+    def __init__(self, clients: StageClients) -> None:
+        self.clients = clients
         self.written = Metrics.counter(self.__class__, "results_written")
 
     def setup(self) -> None:
         super().setup()
-        self.db = Database(self.config.database_url)
-        self.publisher = EventPublisher(self.config.kafka_bootstrap, "ccas-pipeline-results")
-
-    def teardown(self) -> None:
-        self.db.close()
-        self.publisher.close()
-        super().teardown()
+        self.db = self.clients.database()
+        self.publisher = self.clients.publisher("ccas-pipeline-results")
 
     def complete(self, held: list[Held]) -> list[tuple[str | None, Any, Held]]:
         scored: list[ScoredCall] = [item.element for item in held]
@@ -51,15 +48,23 @@ class _WriteResultsFn(BatchingDoFn):
         return [(None, item.element.source, item) for item in held]
 
 
+@beam.typehints.with_input_types(ScoredCall)
+@beam.typehints.with_output_types(SourcePosition)
 class WriteResults(beam.PTransform):
-    """ScoredCall → SourcePosition of each message fully written (PostgreSQL + scoring.results)."""
+    """ScoredCall → SourcePosition of each message fully written (PostgreSQL + scoring.results).
 
-    def __init__(self, config: JobConfig) -> None:
+    Args:
+        config: the database and Kafka settings of the real clients (unused when `clients` is given).
+        clients: where the stage's database and publisher come from; None: the real ones of `config`.
+    """
+
+    def __init__(self, config: JobConfig, clients: StageClients | None = None) -> None:
         super().__init__()
-        self.config = config
+        self.clients = clients or StageClients(config)
 
     def expand(self, scored: Any) -> Any:
-        return scored | "Write" >> beam.ParDo(_WriteResultsFn(self.config))
+        write = beam.ParDo(_WriteResultsFn(self.clients)).with_input_types(ScoredCall).with_output_types(SourcePosition)
+        return scored | "Write" >> write
 
 
 def dead_letter_value(letter: DeadLetter) -> dict[str, Any]:
@@ -75,19 +80,16 @@ def dead_letter_value(letter: DeadLetter) -> dict[str, Any]:
 class _WriteDeadLettersFn(BatchingDoFn):
     """DeadLetter → SourcePosition, after it is on its *.dlq topic and the call (if stored) is marked ERROR."""
 
-    def __init__(self, config: JobConfig) -> None:
-        self.config = config
+    owned_clients = ("db", "publisher")
+
+    def __init__(self, clients: StageClients) -> None:
+        self.clients = clients
         self.written = Metrics.counter(self.__class__, "dead_letters")
 
     def setup(self) -> None:
         super().setup()
-        self.db = Database(self.config.database_url)
-        self.publisher = EventPublisher(self.config.kafka_bootstrap, "ccas-pipeline-dlq")
-
-    def teardown(self) -> None:
-        self.db.close()
-        self.publisher.close()
-        super().teardown()
+        self.db = self.clients.database()
+        self.publisher = self.clients.publisher("ccas-pipeline-dlq")
 
     def complete(self, held: list[Held]) -> list[tuple[str | None, Any, Held]]:
         letters: list[DeadLetter] = [item.element for item in held]
@@ -97,17 +99,25 @@ class _WriteDeadLettersFn(BatchingDoFn):
         self.publisher.flush()
         # Calls that reached the database (download/score failures) show ERROR until a requeue moves them on.
         self.db.mark_errors({letter.call_id: f"{letter.stage}: {letter.error_type}: {letter.error}"[:1000] for letter in letters
-                             if letter.call_id and letter.stage in ("download", "score", "write")})
+                             if letter.call_id and letter.stage in STAGES_WITH_CALL_ROW})
         self.written.inc(len(letters))
         return [(None, item.element.source, item) for item in held if item.element.source is not None]
 
 
+@beam.typehints.with_input_types(DeadLetter)
+@beam.typehints.with_output_types(SourcePosition)
 class WriteDeadLetters(beam.PTransform):
-    """DeadLetter → SourcePosition: routes each to its stage's *.dlq topic with error_type, stack, retries and the payload."""
+    """DeadLetter → SourcePosition: routes each to its stage's *.dlq topic with error_type, stack, retries and the payload.
 
-    def __init__(self, config: JobConfig) -> None:
+    Args:
+        config: the database and Kafka settings of the real clients (unused when `clients` is given).
+        clients: where the stage's database and publisher come from; None: the real ones of `config`.
+    """
+
+    def __init__(self, config: JobConfig, clients: StageClients | None = None) -> None:
         super().__init__()
-        self.config = config
+        self.clients = clients or StageClients(config)
 
     def expand(self, letters: Any) -> Any:
-        return letters | "Publish" >> beam.ParDo(_WriteDeadLettersFn(self.config))
+        publish = beam.ParDo(_WriteDeadLettersFn(self.clients)).with_input_types(DeadLetter).with_output_types(SourcePosition)
+        return letters | "Publish" >> publish

@@ -26,8 +26,8 @@ from kafka.structs import OffsetAndMetadata
 
 from ccas import db_admin, settings
 from ccas.apps import App, ccas_command, free_port, pipeline_command, wait_http
-from ccas.kafka_admin import producer
-from ccas.s3_admin import s3_client
+from core.kafka import producer
+from core.s3 import s3_client
 
 LOG_DIR = settings.stack_dir() / "test-e2e"
 FLAKY_FAILURES = 2  # replays that fail before succeeding, for the flaky calls of publish_scenario

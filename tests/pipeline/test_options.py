@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions, PortableOptions, StandardOptions
 
@@ -13,27 +16,59 @@ COMPLETE = ["--kafka_bootstrap=127.0.0.1:1", "--database_url=postgresql://u:p@12
             "--scoring_url=http://127.0.0.1:4", "--kafka_io=python", "--metrics_port=0"]
 
 
-def test_every_problem_is_listed_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A stack folder without generated secrets: addresses have local defaults, secrets never do.
-    monkeypatch.setenv("CCAS_STACK_DIR", "/nonexistent-stack")
-    for name in ("CCAS_DATABASE_URL", "CCAS_AVAYA_PASSWORD", "CCAS_AVAYA_URL"):
-        monkeypatch.delenv(name, raising=False)
+@pytest.fixture
+def no_ccas_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [key for key in os.environ if key.startswith("CCAS_")]:
+        monkeypatch.delenv(name)
+
+
+def test_missing_settings_are_listed_at_once_by_variable_and_flag(no_ccas_environment: None, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # A local stack with generated secrets next door must not fill anything in: the job reads flags and CCAS_* only.
+    stack = tmp_path / "stack"
+    stack.mkdir()
+    (stack / "secrets.env").write_text("CCAS_DB_PASSWORD=Tr4pValue\nCCAS_AVAYA_PASSWORD=Tr4pValue\n")
+    monkeypatch.setenv("CCAS_STACK_DIR", str(stack))
     with pytest.raises(ConfigError) as caught:
-        validate_options(PipelineOptions(["--kafka_io=java", "--avaya_url=ftp://x", "--download_concurrency=0",
-                                          "--input_topic=calls.rwa"]))
+        validate_options(PipelineOptions(["--kafka_io=java", "--download_concurrency=0"]))
     message = str(caught.value)
-    for expected in ("--database_url / CCAS_DATABASE_URL is not set", "--avaya_password / CCAS_AVAYA_PASSWORD is not set",
-                     "--avaya_url must be an http(s) URL", "--download_concurrency must be >= 1",
-                     "--input_topic 'calls.rwa' is not a declared topic"):
+    for expected in ("CCAS_DATABASE_URL / --database_url: is not set", "CCAS_KAFKA_BOOTSTRAP / --kafka_bootstrap: is not set",
+                     "CCAS_AVAYA_URL / --avaya_url: is not set", "CCAS_SCORING_URL / --scoring_url: is not set",
+                     "CCAS_DOWNLOAD_CONCURRENCY / --download_concurrency: Input should be greater than or equal to 1"):
+        assert expected in message
+    assert "Tr4pValue" not in message
+
+
+def test_inconsistent_settings_are_listed_at_once(no_ccas_environment: None) -> None:
+    with pytest.raises(ConfigError) as caught:
+        validate_options(PipelineOptions([*COMPLETE, "--kafka_io=java", "--avaya_url=ftp://x", "--input_topic=calls.rwa",
+                                          "--s3_access_key=only-one"]))
+    message = str(caught.value)
+    for expected in ("--kafka_io=java needs --expansion_service", "--avaya_url / CCAS_AVAYA_URL must be an http(s) URL",
+                     "--input_topic 'calls.rwa' is not a declared topic",
+                     "CCAS_S3_ACCESS_KEY and CCAS_S3_SECRET_KEY go together"):
         assert expected in message
 
 
-def test_secrets_never_reach_the_repr() -> None:
-    config = validate_options(PipelineOptions([*COMPLETE, "--s3_secret_key=TOPSECRET"]))
+def test_a_flag_wins_over_its_variable_and_the_variable_over_the_default(no_ccas_environment: None,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CCAS_SCORING_CONCURRENCY", "3")
+    monkeypatch.setenv("CCAS_DOWNLOAD_CONCURRENCY", "5")
+    monkeypatch.setenv("CCAS_PIPELINE_METRICS_PORT", "9300")
+    config = validate_options(PipelineOptions([*COMPLETE, "--download_concurrency=7"]))
+    assert (config.scoring_concurrency, config.download_concurrency, config.download_attempts) == (3, 7, 5)
+    assert config.metrics_port == 0, "--metrics_port=0 in COMPLETE wins over CCAS_PIPELINE_METRICS_PORT"
+    assert config.s3_endpoint == "http://127.0.0.1:2"
+    aws = validate_options(PipelineOptions([arg for arg in COMPLETE if not arg.startswith("--s3_endpoint")]))
+    assert aws.s3_endpoint is None and aws.s3_access_key is None, "no endpoint and no keys: AWS S3 and its credential chain"
+
+
+def test_secrets_never_reach_the_repr(no_ccas_environment: None) -> None:
+    config = validate_options(PipelineOptions([*COMPLETE, "--s3_access_key=AK", "--s3_secret_key=TOPSECRET"]))
     assert "TOPSECRET" not in repr(config) and "p@" not in repr(config)
 
 
-def test_direct_runner_means_prism_streaming_with_a_stream_timeout_that_does_not_expire() -> None:
+def test_direct_runner_means_prism_streaming_with_a_stream_timeout_that_does_not_expire(no_ccas_environment: None) -> None:
     options, config = build_options([*COMPLETE, "--runner=DirectRunner", "--prism_location=/bin/true"])
     assert options.view_as(StandardOptions).runner == "PrismRunner"
     assert options.view_as(StandardOptions).streaming is True
@@ -42,3 +77,12 @@ def test_direct_runner_means_prism_streaming_with_a_stream_timeout_that_does_not
     assert config.kafka_io == "python"
     explicit, _ = build_options([*COMPLETE, "--runner=PrismRunner", "--prism_location=/bin/true", "--job_server_timeout=60"])
     assert explicit.view_as(PortableOptions).job_server_timeout == 60
+
+
+def test_the_prism_binary_comes_from_its_variable_when_the_flag_is_absent(no_ccas_environment: None,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CCAS_PRISM_LOCATION", "/opt/prism")
+    options, _ = build_options([*COMPLETE, "--runner=DirectRunner"])
+    assert options.get_all_options()["prism_location"] == "/opt/prism"
+    given, _ = build_options([*COMPLETE, "--runner=DirectRunner", "--prism_location=/bin/true"])
+    assert given.get_all_options()["prism_location"] == "/bin/true"

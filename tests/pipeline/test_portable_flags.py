@@ -1,40 +1,38 @@
-"""`--runner=PortableRunner` flags: the local job service and SDK environment when not given, xlang experiments for Java."""
+"""`--runner=PortableRunner` flags: job endpoint and SDK environment from the settings when not given, xlang experiments."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from types import SimpleNamespace
-
 import pytest
 
-from ccas.stack.jobserver import WorkerPool, job_endpoint, worker_pool_endpoint
 from pipeline import main, xlang
+from pipeline.settings import PipelineSettings
+
+REQUIRED = {"kafka_bootstrap": "k:1", "database_url": "postgresql://u:p@h/db", "s3_bucket": "b", "avaya_url": "http://a",
+            "avaya_user": "u", "scoring_url": "http://s"}
 
 
-@pytest.fixture
-def pool_running(monkeypatch: pytest.MonkeyPatch) -> Callable[[bool], None]:
-    def set_running(running: bool) -> None:
-        monkeypatch.setattr(WorkerPool, "pid", lambda self: 4242 if running else None)
-    return set_running
+def _settings(**values: str) -> PipelineSettings:
+    return PipelineSettings(**{**REQUIRED, "kafka_io": "python", **values})
 
 
-def _flags(argv: list[str], kafka_io: str = "python") -> list[str]:
-    return main._runner_flags(argv, SimpleNamespace(kafka_io=kafka_io))
+def test_job_endpoint_and_worker_pool_come_from_the_settings() -> None:
+    flags = main.portable_flags(["--runner=PortableRunner"], _settings(job_endpoint="jobs:8099", worker_pool="pool:50000"))
+    assert flags == ["--job_endpoint=jobs:8099", "--environment_type=EXTERNAL", "--environment_config=pool:50000"]
 
 
-def test_defaults_to_the_local_job_server_and_worker_pool_when_it_runs(pool_running: Callable[[bool], None]) -> None:
-    pool_running(True)
-    assert _flags(["--runner=PortableRunner"]) == [f"--job_endpoint={job_endpoint()}", "--environment_type=EXTERNAL",
-                                                   f"--environment_config={worker_pool_endpoint()}"]
+def test_defaults_to_loopback_without_a_worker_pool() -> None:
+    assert main.portable_flags(["--runner=PortableRunner", "--job_endpoint=jobs.example:8099"], _settings()) == \
+        ["--environment_type=LOOPBACK"]
 
 
-def test_defaults_to_loopback_without_a_worker_pool(pool_running: Callable[[bool], None]) -> None:
-    pool_running(False)
-    assert _flags(["--runner=PortableRunner", "--job_endpoint=jobs.example:8099"]) == ["--environment_type=LOOPBACK"]
+def test_no_job_endpoint_is_a_clear_configuration_error() -> None:
+    with pytest.raises(main.ConfigError, match="--job_endpoint / CCAS_JOB_ENDPOINT"):
+        main.portable_flags(["--runner=PortableRunner"], _settings())
 
 
-def test_given_environment_is_kept_and_java_reader_gets_the_xlang_experiments(pool_running: Callable[[bool], None]) -> None:
-    pool_running(True)
-    flags = _flags(["--runner=PortableRunner", "--job_endpoint=localhost:1", "--environment_type=LOOPBACK"], kafka_io="java")
+def test_given_environment_is_kept_and_java_reader_gets_the_xlang_experiments() -> None:
+    flags = main.portable_flags(["--runner=PortableRunner", "--job_endpoint=localhost:1", "--environment_type=LOOPBACK"],
+                                _settings(kafka_io="java", worker_pool="pool:1"))
     assert flags == xlang.prism_xlang_options()
-    assert "--runner=PrismRunner" not in flags, "a PortableRunner job is never re-routed to an embedded Prism"
+    assert "--runner=PrismRunner" not in main.runner_flags(["--runner=PortableRunner", "--job_endpoint=localhost:1"],
+                                                           _settings()), "a PortableRunner job is never re-routed to Prism"

@@ -14,6 +14,7 @@ from ccas import settings
 from ccas.stack import process
 from pipeline import runners
 from pipeline.options import ConfigError
+from pipeline.settings import PipelineSettings
 
 APP_FLAGS = ["--kafka_io=python", "--kafka_bootstrap=127.0.0.1:1", "--database_url=postgresql://u:p@127.0.0.1:1/ccas",
              "--s3_bucket=b", "--avaya_url=http://127.0.0.1:1", "--avaya_user=u", "--avaya_password=p",
@@ -25,8 +26,16 @@ def jar(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / runners.jar_name()
     path.write_bytes(b"PK")
     monkeypatch.setenv(runners.JAR_ENV, str(path))
-    monkeypatch.setenv("CCAS_FLINK_WORKER_POOL", "localhost:50000")
     return path
+
+
+def _settings(**values: str) -> PipelineSettings:
+    """The settings as the job resolves them: the environment (CCAS_FLINK_JOB_SERVER_JAR from the fixtures) plus values."""
+    return PipelineSettings(**{"kafka_bootstrap": "k:1", "database_url": "postgresql://u:p@h/db", "s3_bucket": "b",
+                               "avaya_url": "http://a", "avaya_user": "u", "scoring_url": "http://s", **values})
+
+
+LOCAL = {"flink_master": "localhost:8081", "worker_pool": "localhost:50000"}
 
 
 @pytest.fixture
@@ -40,13 +49,11 @@ def no_jar_anywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str
 
 
 def _all(argv: list[str]) -> PipelineOptions:
-    return PipelineOptions([*argv, *runners.flink_runner_flags(argv)])
+    return PipelineOptions([*argv, *runners.flink_runner_flags(argv, _settings(**LOCAL))])
 
 
-def test_defaults_name_the_local_cluster_the_worker_pool_checkpointing_and_the_jar_from_the_variable(
-        jar: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("CCAS_FLINK_REST_PORT", raising=False)
-    flags = runners.flink_runner_flags(["--runner=FlinkRunner"])
+def test_defaults_name_the_configured_cluster_the_worker_pool_checkpointing_and_the_jar_from_the_variable(jar: Path) -> None:
+    flags = runners.flink_runner_flags(["--runner=FlinkRunner"], _settings(**LOCAL))
     assert flags == ["--flink_master=localhost:8081", "--flink_version=1.20", "--environment_type=EXTERNAL",
                      "--environment_config=localhost:50000", "--checkpointing_interval=30000",
                      f"--flink_job_server_jar={jar}"]
@@ -55,7 +62,7 @@ def test_defaults_name_the_local_cluster_the_worker_pool_checkpointing_and_the_j
 def test_given_flags_are_kept(jar: Path) -> None:
     argv = ["--runner=FlinkRunner", "--flink_master=flink-jobmanager:8081", "--flink_version=1.20", "--parallelism=4",
             "--checkpointing_interval=10000", "--environment_type=EXTERNAL", "--environment_config=pool:50000"]
-    assert runners.flink_runner_flags(argv) == [f"--flink_job_server_jar={jar}"]
+    assert runners.flink_runner_flags(argv, _settings()) == [f"--flink_job_server_jar={jar}"]
     options = _all(argv)
     assert options.view_as(FlinkRunnerOptions).parallelism == 4
     assert options.view_as(FlinkRunnerOptions).flink_master == "flink-jobmanager:8081"
@@ -63,17 +70,25 @@ def test_given_flags_are_kept(jar: Path) -> None:
 
 
 def test_loopback_is_for_a_local_cluster_only(jar: Path) -> None:
-    local = runners.flink_runner_flags(["--runner=FlinkRunner", "--flink_master=localhost:8081", "--environment_type=LOOPBACK"])
+    local = runners.flink_runner_flags(["--runner=FlinkRunner", "--flink_master=localhost:8081", "--environment_type=LOOPBACK"],
+                                       _settings())
     assert not any(flag.startswith("--environment") for flag in local)
     with pytest.raises(ConfigError, match="LOOPBACK"):
         runners.flink_runner_flags(["--runner=FlinkRunner", "--flink_master=flink-jobmanager:8081",
-                                    "--environment_type=LOOPBACK"])
+                                    "--environment_type=LOOPBACK"], _settings())
 
 
 def test_other_flink_versions_and_other_runners(jar: Path) -> None:
     with pytest.raises(ConfigError, match="1.20"):
-        runners.flink_runner_flags(["--runner=FlinkRunner", "--flink_version=1.19"])
-    assert runners.flink_runner_flags(["--runner=PrismRunner"]) == []
+        runners.flink_runner_flags(["--runner=FlinkRunner", "--flink_version=1.19"], _settings(**LOCAL))
+    assert runners.flink_runner_flags(["--runner=PrismRunner"], _settings()) == []
+
+
+def test_a_cluster_without_master_or_worker_pool_is_a_clear_configuration_error(jar: Path) -> None:
+    with pytest.raises(ConfigError, match="CCAS_FLINK_MASTER"):
+        runners.flink_runner_flags(["--runner=FlinkRunner"], _settings(worker_pool="pool:1"))
+    with pytest.raises(ConfigError, match="CCAS_WORKER_POOL"):
+        runners.flink_runner_flags(["--runner=FlinkRunner"], _settings(flink_master="jm:8081"))
 
 
 def test_beam_jar_cache_is_used_when_the_variable_is_unset(no_jar_anywhere: list[str], tmp_path: Path) -> None:
@@ -86,9 +101,8 @@ def test_beam_jar_cache_is_used_when_the_variable_is_unset(no_jar_anywhere: list
 
 def test_missing_jar_names_artifact_variable_and_every_place_tried(no_jar_anywhere: list[str],
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(runners.JAR_ENV, "/nonexistent/job-server.jar")
     with pytest.raises(runners.FlinkJobServerJarMissing) as raised:
-        runners.resolve_job_server_jar()
+        runners.resolve_job_server_jar("/nonexistent/job-server.jar")
     message = str(raised.value)
     assert "beam-runners-flink-1.20-job-server" in message and runners.JAR_ENV in message
     assert "/nonexistent/job-server.jar does not exist" in message and "HTTP 404" in message
@@ -108,7 +122,7 @@ def test_run_pipeline_without_a_jar_exits_2_with_one_message_and_starts_nothing(
     env["HOME"] = str(home)
     before = set(_job_server_processes())
     result = subprocess.run([sys.executable, str(settings.REPO_ROOT / "run_pipeline.py"), "--runner=FlinkRunner",
-                             "--flink_master=localhost:8081", "--flink_version=1.20", *APP_FLAGS],
+                             "--flink_master=localhost:8081", "--flink_version=1.20", "--worker_pool=pool:1", *APP_FLAGS],
                             capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "beam-runners-flink-1.20-job-server" in result.stderr and runners.JAR_ENV in result.stderr

@@ -155,7 +155,8 @@ def test_read_from_kafka_with_metadata_on_prism_then_cancel(stack_env: dict[str,
     assert len(sent) == MESSAGES and {record[2] for record in sent} == set(range(PARTITIONS)), "producer did not spread keys"
 
     sink = tmp_path / "records.jsonl"
-    options = PipelineOptions([*xlang.prism_runner_options(), "--streaming"])
+    options = PipelineOptions(["--runner=PrismRunner", f"--prism_location={stack_env['CCAS_PRISM_LOCATION']}",
+                               *xlang.prism_xlang_options(), "--streaming"])
     pipeline = beam.Pipeline(options=options)
     _ = (
         pipeline
@@ -170,7 +171,7 @@ def test_read_from_kafka_with_metadata_on_prism_then_cancel(stack_env: dict[str,
             topics=[topic],
             with_metadata=True,
             timestamp_policy=ReadFromKafka.create_time_policy,
-            expansion_service=xlang.expansion_service_address(),
+            expansion_service=stack_env["CCAS_EXPANSION_SERVICE"],
         )
         | "RecordToFile" >> beam.ParDo(RecordToFile(str(sink)))
     )

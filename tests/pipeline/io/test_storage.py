@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from ccas.s3_admin import s3_client
+from core.s3 import s3_client
 from pipeline.io.storage import AudioStore
 
 pytestmark = pytest.mark.integration

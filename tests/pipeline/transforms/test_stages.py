@@ -1,5 +1,6 @@
 """The I/O composites under TestPipeline against the real services: EnrichCall, DownloadToS3, ScoreCall, WriteResults and
-WriteDeadLetters, each with its good and its dead-letter branch (database, S3, Kafka and recorder all real)."""
+WriteDeadLetters, each with its good and its dead-letter branch (database, S3, Kafka and recorder all real). test_stages_unit.py
+runs the same stages with in-memory clients."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from ccas.s3_admin import s3_client
+from core.s3 import s3_client
 from pipeline.io.database import Database
 from pipeline.model import CallEvent, SourcePosition
 from pipeline.options import JobConfig
@@ -37,12 +38,12 @@ def world(stack_env: dict[str, str]) -> Iterator[dict[str, Any]]:
             config = JobConfig(
                 kafka_bootstrap=stack_env["CCAS_KAFKA_BOOTSTRAP"], kafka_io="python", expansion_service=None,
                 consumer_group="unused", input_topic="calls.raw", database_url=url, s3_endpoint=stack_env["CCAS_S3_ENDPOINT"],
-                s3_bucket=stack_env["CCAS_S3_BUCKET"], s3_access_key=stack_env["CCAS_S3_ACCESS_KEY"],
+                s3_bucket=stack_env["CCAS_S3_BUCKET"], s3_region=None, s3_access_key=stack_env["CCAS_S3_ACCESS_KEY"],
                 s3_secret_key=stack_env["CCAS_S3_SECRET_KEY"], avaya_url=services.recorder_url,
                 avaya_user=stack_env["CCAS_AVAYA_USER"], avaya_password=stack_env["CCAS_AVAYA_PASSWORD"],
                 scoring_url=services.scoring_url, download_concurrency=4, scoring_concurrency=2, download_attempts=2,
-                download_backoff_s=0.05, scoring_attempts=2, scoring_backoff_s=0.05, dedup_ttl_s=60, metrics_port=0,
-                env_name="test")
+                download_backoff_s=0.05, scoring_attempts=2, scoring_backoff_s=0.05, dedup_ttl_s=60, metrics_host="127.0.0.1",
+                metrics_port=0)
             yield {"services": services, "calls": calls, "config": config, "env": stack_env}
     finally:
         services.stop()
