@@ -1,57 +1,102 @@
-"""`ccas db migrate | downgrade | current`: Alembic against CCAS_DATABASE_URL, from anywhere in the clone."""
+"""`ccas db migrate | downgrade | current`: Alembic against `--url` / CCAS_DATABASE_URL, from the clone or an installed package.
+
+Alembic is configured here, in code, so no alembic.ini is needed at run time. The migrations are found with importlib.resources:
+`ccas/_migrations/` in an installed package (setup.py copies them there at build time), else the clone's top-level `alembic/`
+folder (an editable install, or the clone on sys.path). alembic.ini stays in the clone for `alembic` CLI users; alembic/env.py
+reads only the `sqlalchemy.url` option set below (or CCAS_DATABASE_URL when the `alembic` CLI runs it).
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
+from importlib.resources import files
+from pathlib import Path
 
 from alembic.config import Config
+from pydantic import Field, SecretStr
 
 from alembic import command
-from ccas.settings import REPO_ROOT, setting
+from core.config import CcasSettings, ConfigurationError, add_flags, load, secret
+from core.database import sqlalchemy_url as driver_url
+
+INSTALLED_MIGRATIONS = "_migrations"
+CLONE_MIGRATIONS = Path(__file__).resolve().parent.parent / "alembic"
+
+
+class MigrationSettings(CcasSettings):
+    database_url: SecretStr = Field(json_schema_extra={"flag": "--url"},
+                                    description="PostgreSQL URL to migrate, postgresql://user:password@host:port/db")
+
+
+def _is_migrations_folder(folder: Path) -> bool:
+    return (folder / "env.py").is_file() and (folder / "versions").is_dir()
+
+
+def migrations_dir() -> Path:
+    """The folder holding env.py and versions/: the installed package's copy first, else the clone's alembic/."""
+    installed = files("ccas").joinpath(INSTALLED_MIGRATIONS)
+    if isinstance(installed, Path) and _is_migrations_folder(installed):
+        return installed
+    if _is_migrations_folder(CLONE_MIGRATIONS):
+        return CLONE_MIGRATIONS
+    raise FileNotFoundError(f"no migrations: neither ccas/{INSTALLED_MIGRATIONS} (installed package) nor {CLONE_MIGRATIONS}")
 
 
 def sqlalchemy_url(url: str | None = None) -> str:
-    """CCAS_DATABASE_URL (a libpq DSN URL) as SQLAlchemy's psycopg2 URL."""
-    url = url or setting("CCAS_DATABASE_URL")
-    for prefix in ("postgresql+psycopg2://", "postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg2://" + url[len(prefix):]
-    raise ValueError("CCAS_DATABASE_URL must be a postgresql:// URL")
+    """The URL as SQLAlchemy's psycopg2 URL; without one, CCAS_DATABASE_URL (the `alembic` CLI in the clone gets here)."""
+    url = url or os.environ.get("CCAS_DATABASE_URL")
+    if not url:
+        raise ValueError("no database URL: pass --url or set CCAS_DATABASE_URL")
+    return driver_url(url)
 
 
-def alembic_config(url: str | None = None) -> Config:
-    config = Config(str(REPO_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(REPO_ROOT / "alembic"))
-    if url:
-        # ConfigParser interpolation: a literal % in a password must be doubled.
-        config.set_main_option("sqlalchemy.url", sqlalchemy_url(url).replace("%", "%%"))
+def alembic_config(url: str) -> Config:
+    config = Config()  # no ini file: everything Alembic needs at run time is set here
+    config.set_main_option("script_location", str(migrations_dir()))
+    config.set_main_option("path_separator", "os")
+    # ConfigParser interpolation: a literal % in a password must be doubled.
+    config.set_main_option("sqlalchemy.url", sqlalchemy_url(url).replace("%", "%%"))
     return config
 
 
-def upgrade(url: str | None = None, revision: str = "head") -> None:
+def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
-def downgrade(url: str | None = None, revision: str = "base") -> None:
+def downgrade(url: str, revision: str = "base") -> None:
     command.downgrade(alembic_config(url), revision)
+
+
+def _log_like_alembic_ini() -> None:
+    """What alembic.ini's logging section gave the CLI: Alembic's progress lines at INFO, everything else from WARNING."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)-5.5s [%(name)s] %(message)s", stream=sys.stderr)
+    logging.getLogger("alembic").setLevel(logging.INFO)
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="ccas db", description="database schema (Alembic)")
-    parser.add_argument("--url", default=None, help="database URL (default: CCAS_DATABASE_URL or the local stack)")
+    add_flags(parser, MigrationSettings)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="alembic upgrade head").add_argument("revision", nargs="?", default="head")
     sub.add_parser("downgrade", help="alembic downgrade (default: base)").add_argument("revision", nargs="?", default="base")
     sub.add_parser("current", help="show the current revision")
     args = parser.parse_args(argv)
     try:
+        url = secret(load(MigrationSettings, args).database_url)
+    except ConfigurationError as error:
+        print(f"ccas db {args.command}: {error}", file=sys.stderr)
+        return 2
+    _log_like_alembic_ini()
+    try:
         if args.command == "migrate":
-            upgrade(args.url, args.revision)
+            command.upgrade(alembic_config(url), args.revision)
         elif args.command == "downgrade":
-            downgrade(args.url, args.revision)
+            command.downgrade(alembic_config(url), args.revision)
         else:
-            command.current(alembic_config(args.url))
+            command.current(alembic_config(url))
     except Exception as error:  # noqa: BLE001 - one clear line for the operator; the traceback adds nothing here
         print(f"ccas db {args.command} failed: {type(error).__name__}: {error}", file=sys.stderr)
         return 1

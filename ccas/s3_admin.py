@@ -1,4 +1,4 @@
-"""`ccas s3 bootstrap`: the audio bucket with the seed's security and lifecycle rules, on any S3-compatible server.
+"""`ccas s3 bootstrap`: the audio bucket with its security and lifecycle rules, on any S3-compatible server.
 
 Every call is standard S3 (tested against AWS's behaviour through moto's server too). A server that does not implement one of
 them (SeaweedFS: lifecycle) gets one clear line saying so; nothing is skipped silently and everything else is still applied.
@@ -14,46 +14,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
+from pydantic import Field
 
-from ccas.settings import setting
+from core.config import ConfigurationError, add_flags, load, secret
+from core.s3 import s3_client as core_s3_client
+from core.settings import S3Settings
 
 log = logging.getLogger(__name__)
 
 NOT_IMPLEMENTED_CODES = {"NotImplemented", "501"}
 
 
-def _sse_header(params: dict[str, Any], **_: Any) -> None:
-    params["headers"]["x-amz-server-side-encryption"] = "AES256"
-
-
-def s3_client(endpoint: str | None = None, access_key: str | None = None, secret_key: str | None = None,
-              connect_timeout: float = 5, read_timeout: float = 60, max_pool: int = 10) -> Any:
-    """A boto3 S3 client for CCAS_S3_* (path-style: S3-compatible servers do not resolve virtual-host buckets).
-
-    SeaweedFS evaluates the deny-unencrypted bucket policy on CompleteMultipartUpload and AbortMultipartUpload too (AWS
-    judges the SSE header on the initiating request only), so against a non-AWS endpoint those calls repeat the header.
-    """
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint or setting("CCAS_S3_ENDPOINT"),
-        aws_access_key_id=access_key or setting("CCAS_S3_ACCESS_KEY"),
-        aws_secret_access_key=secret_key or setting("CCAS_S3_SECRET_KEY"),
-        region_name="us-east-1",
-        config=Config(s3={"addressing_style": "path"}, connect_timeout=connect_timeout, read_timeout=read_timeout,
-                      retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=max_pool,
-                      request_checksum_calculation="when_required", response_checksum_validation="when_required"),
-    )
-    if not client.meta.endpoint_url.endswith(".amazonaws.com"):
-        for operation in ("CompleteMultipartUpload", "AbortMultipartUpload"):
-            client.meta.events.register(f"before-call.s3.{operation}", _sse_header)
-    return client
-
-
 def lifecycle_rules() -> list[dict[str, Any]]:
-    """The seed's retention (section 5.2): raw 90 d → Glacier, 365 d delete; processed 180 d → Deep Archive; transcripts 365 d."""
+    """Retention: raw 90 d → Glacier, 365 d delete; processed 180 d → Deep Archive; transcripts 365 d."""
     return [
         {"ID": "raw-archive-then-expire", "Filter": {"Prefix": "raw/"}, "Status": "Enabled",
          "Transitions": [{"Days": 90, "StorageClass": "GLACIER"}], "Expiration": {"Days": 365}},
@@ -128,15 +102,33 @@ def bootstrap_bucket(client: Any, bucket: str) -> list[StepResult]:
     return results
 
 
+class BucketBootstrapSettings(S3Settings):
+    # The bootstrap's flags keep their short names; the keys stay environment-only (a command line is visible in `ps`).
+    s3_endpoint: str = Field(default="", json_schema_extra={"flag": "--endpoint"},
+                             description="S3 endpoint URL; empty: AWS S3 (default endpoint and credential chain)")
+    s3_bucket: str = Field(json_schema_extra={"flag": "--bucket"}, description="the audio bucket to create and secure")
+    s3_region: str = Field(default="", json_schema_extra={"flag": "--region"},
+                           description="S3 region; empty: AWS's own resolution (us-east-1 for other endpoints)")
+
+
+SECRET_FIELDS = ("s3_access_key", "s3_secret_key")
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="ccas s3", description="S3 administration for CCAS")
     sub = parser.add_subparsers(dest="command", required=True)
-    boot = sub.add_parser("bootstrap", help="create and secure the audio bucket (idempotent)")
-    boot.add_argument("--bucket", default=None, help="bucket name (default: CCAS_S3_BUCKET, ccas-audio-dev locally)")
-    boot.add_argument("--endpoint", default=None, help="S3 endpoint URL (default: CCAS_S3_ENDPOINT)")
+    boot = sub.add_parser("bootstrap", help="create and secure the audio bucket (idempotent); keys: CCAS_S3_ACCESS_KEY, "
+                                            "CCAS_S3_SECRET_KEY, or the AWS credential chain")
+    add_flags(boot, BucketBootstrapSettings, skip=SECRET_FIELDS)
     args = parser.parse_args(argv)
-    bucket = args.bucket or setting("CCAS_S3_BUCKET")
-    client = s3_client(endpoint=args.endpoint)
+    try:
+        settings = load(BucketBootstrapSettings, args)
+    except ConfigurationError as error:
+        print(f"s3 bootstrap: {error}", file=sys.stderr)
+        return 2
+    bucket = settings.s3_bucket
+    client = core_s3_client(settings.s3_endpoint, secret(settings.s3_access_key) or None,
+                            secret(settings.s3_secret_key) or None, region=settings.s3_region or None)
     try:
         results = bootstrap_bucket(client, bucket)
     except ClientError as error:

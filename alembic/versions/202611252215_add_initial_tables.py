@@ -4,11 +4,11 @@ Revision ID: 202611252215
 Revises:
 Create Date: 2026-11-25 22:15:00 UTC
 
-The seed's schema (section 6) with its indexes and status checks. Differences, each on purpose:
+The schema of docs/design.md (tables) with its indexes and status checks. Differences, each on purpose:
 - timestamps are TIMESTAMPTZ: everything is stored in UTC and the recorder's zone must never be guessed again;
 - scoring_result.score may be NULL for a call that is not scorable (silent, too short): `scorable` says so, a check enforces it;
 - scoring_result.model_version is NOT NULL, or the unique (call_id, model_version) would admit duplicates through NULLs;
-- call_id must match the pattern of DESIGN.md before it is stored (it becomes an S3 key);
+- call_id must match schemas.contracts.CALL_ID_PATTERN before it is stored (it becomes an S3 key);
 - ingested_recording is the poller's dedup index (one row per published inum), separate from `call`, which the pipeline owns.
 """
 

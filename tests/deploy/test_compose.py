@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -51,6 +52,53 @@ def test_compose_file_is_valid(env_file) -> None:
     assert "--environment_type=EXTERNAL" in submit
     for name, service in services.items():
         assert ":" in service["image"] and not service["image"].endswith(":latest"), f"{name} image must be pinned"
+
+
+def test_init_migrates_and_bootstraps_from_the_installed_package(env_file) -> None:
+    services = yaml.safe_load(_config(env_file).stdout)["services"]
+    init = services["init"]
+    assert init["build"]["target"] == "app"
+    steps = [step.strip() for step in init["entrypoint"][-1].split("&&")]
+    assert steps == ["ccas db migrate", "ccas kafka bootstrap", "ccas s3 bootstrap"], init["entrypoint"]
+    # One broker in this file: replication 1 and min ISR 1, said explicitly (the settings' defaults are production's 3 and 2).
+    assert init["environment"]["CCAS_KAFKA_REPLICATION_FACTOR"] == "1"
+    assert init["environment"]["CCAS_KAFKA_MIN_INSYNC_REPLICAS"] == "1"
+    assert init["environment"]["CCAS_DATABASE_URL"].startswith("postgresql://")
+    for name in ("poller", "scoring-service", "job-submitter", "init"):
+        assert "run_pipeline.py" not in json.dumps(services[name]), f"{name} runs a file of the clone, not the package"
+    submit = services["job-submitter"]
+    assert submit["entrypoint"] == ["ccas-pipeline"]
+    assert "--metrics_host=0.0.0.0" in submit["command"]
+
+
+def test_images_install_the_wheel_and_never_the_source_tree() -> None:
+    text = (REPO_ROOT / "Dockerfile").read_text()
+    stages = re.split(r"^FROM ", text, flags=re.M)[1:]
+    by_name = {stage.split()[2]: stage for stage in stages}
+    assert set(by_name) == {"wheel", "app", "worker"}
+    assert "pip wheel --no-deps" in by_name["wheel"]
+    for name in ("app", "worker"):
+        stage = by_name[name]
+        assert "COPY --from=wheel" in stage and "pip install --no-deps /tmp/wheels/ccas-" in stage, name
+        assert not re.search(r"^COPY \. ", stage, re.M), f"the {name} image must not hold the source tree"
+
+
+def test_dockerignore_keeps_secrets_and_local_state_out_of_the_build_context() -> None:
+    entries = {line.strip() for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")}
+    assert {".stack", ".env", ".venv", ".git", "ops/s3-identities.json", "**/secrets.env", "build", "dist"} <= entries
+    assert "!.env.example" in entries and ".env.*" in entries
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed (Debian package `prometheus`)")
+def test_compose_scrape_config_passes_promtool(tmp_path) -> None:
+    folder = REPO_ROOT / "ops" / "prometheus"
+    shutil.copy(folder / "alerts.yml", tmp_path / "alerts.yml")
+    config = (folder / "prometheus.compose.yml").read_text().replace("/etc/prometheus/alerts.yml", str(tmp_path / "alerts.yml"))
+    (tmp_path / "prometheus.yml").write_text(config)
+    result = subprocess.run(["promtool", "check", "config", str(tmp_path / "prometheus.yml")], capture_output=True, text=True,
+                            check=False, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_every_service_the_readme_names_is_present(env_file) -> None:
