@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 # subcommand -> "module:function"; each function takes argv (list[str]) and returns an exit code.
@@ -15,18 +16,21 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "avaya-mock": ("avaya_source.mock.server:main", "run the mock Avaya Contact Recorder"),
     "poller": ("avaya_source.poller:main", "poll the recorder and publish finished calls to calls.raw"),
     "scoring-service": ("scoring_service.main:main", "run the scoring HTTP service"),
-    "jobserver": ("ccas.stack.jobserver:main", "standalone Prism job service + SDK worker pool for --runner=PortableRunner"),
+    "jobserver": ("ccas.stack.cli:jobserver_main", "standalone Prism job service + SDK worker pool for --runner=PortableRunner"),
     "flink": ("ccas.stack.flink:main", "local Flink 1.20 session cluster for --runner=FlinkRunner: up|down|status"),
     "dlq": ("ccas.ops.cli:main", "dead letters: list, show CALL_ID, requeue (--call-id ID ... | --error-type E | --all)"),
     "ops-api": ("ccas.ops.api.main:main", "the DLQ operations over HTTP (bearer token CCAS_OPS_TOKEN; docs at /docs)"),
     "lag-exporter": ("ccas.ops.lag_exporter:main", "consumer lag per topic/partition/group for Prometheus (started by stack up)"),
+    "config": ("ccas.config_docs:main", "every setting of every component: env-example | readme-table [--write]"),
     "status": ("ccas.ops.status:main", "one screen: services, calls in the last hour, DLQs, lag, p95 latencies, URLs"),
     "demo": ("ccas.demo:main", "the whole system on the local stack, with progress and a table of scored calls"),
 }
 
 
 def _usage() -> str:
-    lines = ["usage: ccas <command> [args]", "", "commands:"]
+    lines = ["usage: ccas [--local] <command> [args]", "",
+             "  --local          fill every unset CCAS_* setting from this clone's local stack (as `ccas env` prints them)",
+             "", "commands:"]
     lines += [f"  {name:<16} {help_text}" for name, (_, help_text) in SUBCOMMANDS.items()]
     return "\n".join(lines)
 
@@ -36,6 +40,16 @@ def main(argv: list[str] | None = None) -> int:
     if not args or args[0] in ("-h", "--help", "help"):
         print(_usage())
         return 0
+    if args[0] == "--local":
+        args = args[1:]
+        from ccas.stack.env import fill_from_local_stack
+
+        filled = fill_from_local_stack(os.environ)
+        if filled:
+            print(f"ccas: --local: {len(filled)} settings from the local stack", file=sys.stderr)
+        if not args:
+            print(_usage())
+            return 0
     name, rest = args[0], args[1:]
     if name not in SUBCOMMANDS:
         print(f"ccas: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import random
 import sys
 import time
@@ -40,8 +41,8 @@ WHERE c.call_id = ANY(%(ids)s) ORDER BY c.ended_at
 def _demo_call_ids(recorder_url: str) -> list[str]:
     import requests
 
-    env = settings.local_stack_env()
-    answer = requests.get(f"{recorder_url}/_mock/calls", auth=(env["CCAS_AVAYA_USER"], env["CCAS_AVAYA_PASSWORD"]), timeout=10)
+    auth = (os.environ["CCAS_AVAYA_USER"], os.environ["CCAS_AVAYA_PASSWORD"])
+    answer = requests.get(f"{recorder_url}/_mock/calls", auth=auth, timeout=10)
     answer.raise_for_status()
     return [call["inum"] for call in answer.json()]
 
@@ -50,18 +51,23 @@ def _prepare_stack() -> list[str]:
     """Start and prepare the stack; returns the services this call started (the demo stops only those)."""
     from ccas import db_admin
     from ccas.kafka_admin import admin_client, bootstrap_topics
-    from ccas.s3_admin import bootstrap_bucket, s3_client
+    from ccas.s3_admin import bootstrap_bucket
     from ccas.stack import cli as stack_cli
+    from ccas.stack.env import fill_from_local_stack
+    from core.s3 import s3_client
 
     started = [service.name for service in stack_cli.services() if service.pid() is None]
     stack_cli.up()
-    db_admin.upgrade()
-    admin = admin_client()
+    # The demo is the local stack's own tool: every process it starts gets the stack's settings, explicitly.
+    fill_from_local_stack(os.environ)
+    db_admin.upgrade(os.environ["CCAS_DATABASE_URL"])
+    admin = admin_client(os.environ["CCAS_KAFKA_BOOTSTRAP"])
     try:
         bootstrap_topics(admin)
     finally:
         admin.close()
-    for result in bootstrap_bucket(s3_client(), settings.setting("CCAS_S3_BUCKET")):
+    s3 = s3_client(os.environ["CCAS_S3_ENDPOINT"], os.environ["CCAS_S3_ACCESS_KEY"], os.environ["CCAS_S3_SECRET_KEY"])
+    for result in bootstrap_bucket(s3, os.environ["CCAS_S3_BUCKET"]):
         if result.outcome != "applied" and result.step != "bucket":
             print(f"demo: S3 {result.step}: {result.outcome}")
     return started
@@ -153,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
 def _follow(apps: dict[str, App], recorder_url: str, args: argparse.Namespace) -> list[tuple]:
     deadline = time.monotonic() + args.timeout
     last = None
-    connection = psycopg2.connect(settings.setting("CCAS_DATABASE_URL"))
+    connection = psycopg2.connect(os.environ["CCAS_DATABASE_URL"])
     connection.autocommit = True
     try:
         while True:

@@ -1,8 +1,9 @@
-"""Where the local stack lives and how every component reaches it.
+"""Where this clone's local dev stack lives and the `CCAS_*` values that reach it.
 
-One convention everywhere (DESIGN.md, Configuration): each setting has a `CCAS_` environment variable; the local stack's values
-are derived from the stack folder, the port base and the generated secrets file, so a test or a CLI started anywhere in the clone
-reaches the same servers.
+Every component reads its settings from `CCAS_*` variables and flags only (core/config.py). For local work those values are
+derived here from the stack folder, the port base and the generated secrets file, and handed over explicitly: `ccas env`
+prints them, `ccas --local …` and `run_pipeline.py --local` fill the unset ones, and the demo and tests pass them to the
+processes they start. No runtime package imports this module.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 S3_BUCKET_DEV = "ccas-audio-dev"
+PIPELINE_METRICS_OFFSET = 80  # base+80 … base+95: the pipeline workers' metrics ports
 
 
 def cache_dir() -> Path:
@@ -62,7 +64,11 @@ class Ports:
     @classmethod
     def from_base(cls, base: int) -> Ports:
         names = list(cls.__dataclass_fields__)
-        return cls(**{name: base + 10 + index for index, name in enumerate(names)})
+        ports = {name: base + 10 + index for index, name in enumerate(names)}
+        # Each SDK worker process of the job takes the next free port from here (pipeline/metrics.py): a block of its own,
+        # above every other port of the stack, so a second worker can never take a stopped service's port.
+        ports["pipeline_metrics"] = base + PIPELINE_METRICS_OFFSET
+        return cls(**ports)
 
 
 def ports() -> Ports:
@@ -113,17 +119,32 @@ def load_secrets(create: bool = False) -> dict[str, str]:
 
 
 def local_stack_env() -> dict[str, str]:
-    """The `CCAS_*` variables that point a component at this clone's local stack."""
+    """The `CCAS_*` variables that point every component at this clone's local stack."""
+    from ccas.stack.tools import cached_binary  # the stack's tools module needs this one: imported late
+
     p = ports()
     secret = load_secrets()
     env = {
         "CCAS_KAFKA_BOOTSTRAP": f"127.0.0.1:{p.kafka}",
+        # One broker: topics cannot have more replicas than that.
+        "CCAS_KAFKA_REPLICATION_FACTOR": "1",
+        "CCAS_KAFKA_MIN_INSYNC_REPLICAS": "1",
         "CCAS_S3_ENDPOINT": f"http://127.0.0.1:{p.s3}",
         "CCAS_S3_BUCKET": S3_BUCKET_DEV,
         "CCAS_AVAYA_URL": f"http://127.0.0.1:{p.avaya_mock}",
         "CCAS_AVAYA_USER": "ccas",
+        "CCAS_AVAYA_MOCK_PORT": str(p.avaya_mock),
         "CCAS_SCORING_URL": f"http://127.0.0.1:{p.scoring_service}",
+        "CCAS_SCORING_PORT": str(p.scoring_service),
+        "CCAS_POLLER_METRICS_PORT": str(p.poller_metrics),
+        "CCAS_PIPELINE_METRICS_PORT": str(p.pipeline_metrics),
+        "CCAS_OPS_API_PORT": str(p.ops_api),
+        "CCAS_LAG_EXPORTER_PORT": str(p.lag_exporter),
+        "CCAS_PROMETHEUS_URL": f"http://127.0.0.1:{p.prometheus}",
+        "CCAS_PRISM_UI_URL": f"http://127.0.0.1:{p.job_server_ui}",
         "CCAS_EXPANSION_SERVICE": f"127.0.0.1:{p.expansion_service}",
+        "CCAS_JOB_ENDPOINT": f"localhost:{p.job_server}",
+        "CCAS_PRISM_LOCATION": str(cached_binary("prism")),
     }
     if secret:
         env["CCAS_DATABASE_URL"] = f"postgresql://ccas:{secret['CCAS_DB_PASSWORD']}@127.0.0.1:{p.postgres}/ccas"

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 import uvicorn
 from fastapi import FastAPI
 
+from core.config import ConfigurationError, add_flags, load
 from scoring_service import errors, observability
 from scoring_service.limits import BodySizeLimit
 from scoring_service.routes import health, score, scorecard
@@ -30,40 +32,19 @@ def create_app(settings: ScoringSettings | None = None) -> FastAPI:
     return app
 
 
-def main(argv: list[str] | None = None) -> int:
-    env = get_settings()
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ccas scoring-service", description="Run the CCAS scoring HTTP service.")
-    parser.add_argument("--host", default=env.host, help="bind address (CCAS_SCORING_HOST, default %(default)s)")
-    parser.add_argument("--port", type=int, default=env.port, help="port (CCAS_SCORING_PORT, default %(default)s)")
-    parser.add_argument("--scorecard", default=str(env.scorecard), help="scorecard YAML (CCAS_SCORING_SCORECARD)")
-    parser.add_argument(
-        "--asr",
-        choices=["none", "pocketsphinx", "faster-whisper"],
-        default=env.asr,
-        help="ASR backend for transcript criteria (CCAS_SCORING_ASR, default %(default)s)",
-    )
-    parser.add_argument(
-        "--whisper-model-dir",
-        default=env.whisper_model_dir,
-        help="local faster-whisper model directory (CCAS_SCORING_WHISPER_MODEL_DIR)",
-    )
-    parser.add_argument("--workers", type=int, default=env.workers, help="concurrent scorings (CCAS_SCORING_WORKERS)")
-    parser.add_argument("--max-upload-mb", type=float, default=env.max_upload_mb, help="CCAS_SCORING_MAX_UPLOAD_MB")
-    parser.add_argument("--max-duration-s", type=float, default=env.max_duration_s, help="CCAS_SCORING_MAX_DURATION_S")
-    parser.add_argument("--log-level", default=env.log_level, help="CCAS_SCORING_LOG_LEVEL")
-    args = parser.parse_args(argv)
-    # Init arguments beat the environment in pydantic-settings: flags override CCAS_SCORING_* as DESIGN.md asks.
-    settings = ScoringSettings(
-        host=args.host,
-        port=args.port,
-        scorecard=args.scorecard,
-        asr=args.asr,
-        whisper_model_dir=args.whisper_model_dir,
-        workers=args.workers,
-        max_upload_mb=args.max_upload_mb,
-        max_duration_s=args.max_duration_s,
-        log_level=args.log_level,
-    )
+    add_flags(parser, ScoringSettings)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load(ScoringSettings, args)
+    except ConfigurationError as error:
+        print(f"ccas scoring-service: {error}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(settings)
     log.info(

@@ -6,8 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from schemas.contracts import CALL_ID_PATTERN  # noqa: F401 - the one call-id contract, re-exported for the scorer
+
 ChannelLayout = Literal["mono", "agent_left", "agent_right"]
-CALL_ID_PATTERN = r"^[0-9A-Za-z_-]{1,32}$"
 
 
 class TranscriptSegment(BaseModel):

@@ -1,4 +1,4 @@
-"""The scoring service's one typed settings object: `CCAS_SCORING_*` environment variables, overridden by CLI flags."""
+"""The scoring service's settings: `CCAS_SCORING_*` variables, each also a `ccas scoring-service` flag that overrides it."""
 
 from __future__ import annotations
 
@@ -7,29 +7,30 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from ccas.settings import ports
+from core.config import CcasSettings
 from scoring_service.scorecard import DEFAULT_SCORECARD
 
 
-class ScoringSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CCAS_SCORING_", extra="ignore")
+class ScoringSettings(CcasSettings):
+    model_config = SettingsConfigDict(env_prefix="CCAS_SCORING_")
 
-    host: str = "127.0.0.1"
-    port: int = Field(default_factory=lambda: ports().scoring_service, ge=1, le=65535)
-    scorecard: Path = DEFAULT_SCORECARD
-    asr: Literal["none", "pocketsphinx", "faster-whisper"] = "none"
-    whisper_model_dir: Path | None = None
+    host: str = Field(default="127.0.0.1", description="address the service binds (0.0.0.0 in a container)")
+    port: int = Field(default=8000, ge=1, le=65535, description="HTTP port")
+    scorecard: Path = Field(default=DEFAULT_SCORECARD, description="scorecard YAML (criteria, weights, model version)")
+    asr: Literal["none", "pocketsphinx", "faster-whisper"] = Field(
+        default="none", description="ASR for the transcript criteria (none: only a transcript sent with the request)")
+    whisper_model_dir: Path | None = Field(default=None, description="local faster-whisper model directory (asr=faster-whisper)")
     # Caps checked before any sample is decoded: body size while it streams in, duration and decoded size from the WAV header.
-    max_upload_mb: float = Field(default=100.0, gt=0)
-    max_duration_s: float = Field(default=1800.0, gt=0)
-    max_decoded_mb: float = Field(default=256.0, gt=0)
-    batch_max_files: int = Field(default=16, ge=1)
-    batch_max_duration_s: float = Field(default=120.0, gt=0)
-    # Concurrent scorings; more requests wait. Bounds CPU and memory (each holds one decoded call) on a small box.
-    workers: int = Field(default=2, ge=1)
-    log_level: str = "info"
+    max_upload_mb: float = Field(default=100.0, gt=0, description="largest request body (MB), refused while it streams in")
+    max_duration_s: float = Field(default=1800.0, gt=0, description="longest call accepted (seconds, from the WAV header)")
+    max_decoded_mb: float = Field(default=256.0, gt=0, description="largest decoded audio accepted (MB, from the WAV header)")
+    batch_max_files: int = Field(default=16, ge=1, description="most files in one batch request")
+    batch_max_duration_s: float = Field(default=120.0, gt=0, description="longest call in a batch request (seconds)")
+    # Bounds CPU and memory (each scoring holds one decoded call) on a small box; more requests wait.
+    workers: int = Field(default=2, ge=1, description="concurrent scorings; further requests wait")
+    log_level: str = Field(default="info", description="log level (debug, info, warning, error)")
 
     @property
     def max_upload_bytes(self) -> int:

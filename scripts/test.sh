@@ -17,17 +17,20 @@ stop_stack() {
 trap stop_stack EXIT
 
 $CCAS stack up
-$CCAS db migrate
-$CCAS kafka bootstrap
-$CCAS s3 bootstrap
+$CCAS --local db migrate
+$CCAS --local kafka bootstrap
+$CCAS --local s3 bootstrap
 set +e
 echo "[test] lint: ruff"
 .venv/bin/ruff check .
 lint_status=$?
+echo "[test] import rules: lint-imports (.importlinter)"
+.venv/bin/lint-imports --no-cache
+imports_status=$?
 echo "[test] pytest"
 .venv/bin/pytest -p no:cacheprovider -ra "$@"
 status=$?
 set -e
-echo "[test] finished in $(( $(date +%s) - started )) s (ruff exit $lint_status, pytest exit $status)"
-[[ $lint_status -eq 0 ]] || exit 1
+echo "[test] finished in $(( $(date +%s) - started )) s (ruff exit $lint_status, import rules exit $imports_status, pytest exit $status)"
+[[ $lint_status -eq 0 && $imports_status -eq 0 ]] || exit 1
 exit $status

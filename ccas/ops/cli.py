@@ -8,9 +8,10 @@ import logging
 import sys
 from datetime import datetime
 
-from ccas import settings
 from ccas.ops import dlq
 from ccas.ops.requeue import Requeuer
+from ccas.ops.settings import DlqSettings
+from core.config import ConfigurationError, add_flags, load, secret
 
 
 def _since(value: str) -> datetime:
@@ -40,7 +41,7 @@ def _table(records: list[dlq.DeadLetterRecord]) -> str:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="ccas dlq", description="inspect and requeue dead letters (calls.raw.dlq, "
                                      "audio.ready.dlq, scoring.results.dlq)")
-    parser.add_argument("--kafka-bootstrap", default=None, help="default: CCAS_KAFKA_BOOTSTRAP")
+    add_flags(parser, DlqSettings, skip=["database_url"])  # --database-url belongs to `requeue`, the one that needs it
     sub = parser.add_subparsers(dest="command", required=True)
     listing = sub.add_parser("list", help="a table of dead letters")
     _filters(listing)
@@ -56,11 +57,16 @@ def main(argv: list[str]) -> int:
     requeue.add_argument("--stage")
     requeue.add_argument("--since", type=_since)
     requeue.add_argument("--dry-run", action="store_true")
-    requeue.add_argument("--database-url", default=None, help="default: CCAS_DATABASE_URL")
+    add_flags(requeue, DlqSettings, skip=["kafka_bootstrap"])
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.ERROR)
-    bootstrap = args.kafka_bootstrap or settings.setting("CCAS_KAFKA_BOOTSTRAP")
+    try:
+        settings = load(DlqSettings, args)
+    except ConfigurationError as error:
+        print(f"ccas dlq: {error}", file=sys.stderr)
+        return 2
+    bootstrap = settings.kafka_bootstrap
     try:
         if args.command == "list":
             records = dlq.list_dead_letters(bootstrap, dlq.Filter(args.topic, args.stage, args.error_type, args.since))
@@ -74,7 +80,9 @@ def main(argv: list[str]) -> int:
             return 0 if records else 1
         where = dlq.Filter(args.topic, args.stage, args.selected_error_type, args.since,
                            frozenset(args.call_ids) if args.call_ids else None)
-        requeuer = Requeuer(bootstrap, args.database_url or settings.setting("CCAS_DATABASE_URL"), requested_by="cli")
+        if settings.database_url is None:
+            raise ValueError("requeue records what it did in PostgreSQL: set CCAS_DATABASE_URL or --database-url")
+        requeuer = Requeuer(bootstrap, secret(settings.database_url), requested_by="cli")
         outcomes = requeuer.requeue(where, dry_run=args.dry_run)
         for outcome in outcomes:
             print(f"{str(outcome.call_id):<20} {outcome.dlq:<24} {outcome.stage:<9} {outcome.error_type:<22} "

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import re
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -25,11 +26,11 @@ from prometheus_client import CollectorRegistry, Counter, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from ccas import settings
+from ccas.ops.settings import LagExporterSettings
+from core.config import ConfigurationError, add_flags, load
 
 log = logging.getLogger(__name__)
 
-DEFAULT_GROUPS = r"^ccas-.*"
 DLQ_STAGES = {"calls.raw.dlq": "parse", "audio.ready.dlq": "download", "scoring.results.dlq": "score"}
 
 
@@ -93,20 +94,26 @@ class LagCollector(Collector):
             return iter(families)
 
 
-def main(argv: list[str]) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ccas lag-exporter", description="consumer lag per topic/partition/group")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=settings.ports().lag_exporter)
-    parser.add_argument("--groups", default=DEFAULT_GROUPS, help=f"consumer groups to report (regex, default {DEFAULT_GROUPS})")
-    parser.add_argument("--kafka-bootstrap", default=None)
-    parser.add_argument("--stack-dir", default=None, help="names the stack folder in the command line (pid ownership)")
-    args = parser.parse_args(argv)
+    add_flags(parser, LagExporterSettings)
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load(LagExporterSettings, args)
+    except ConfigurationError as error:
+        print(f"ccas lag-exporter: {error}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.ERROR)
     registry = CollectorRegistry()
-    registry.register(LagCollector(args.kafka_bootstrap or settings.setting("CCAS_KAFKA_BOOTSTRAP"), args.groups, registry))
-    start_http_server(args.port, addr=args.host, registry=registry)
-    log.info("lag exporter on http://%s:%d/metrics (groups %s)", args.host, args.port, args.groups)
+    registry.register(LagCollector(settings.kafka_bootstrap, settings.lag_exporter_groups, registry))
+    start_http_server(settings.lag_exporter_port, addr=settings.lag_exporter_host, registry=registry)
+    log.info("lag exporter on http://%s:%d/metrics (groups %s)", settings.lag_exporter_host, settings.lag_exporter_port,
+             settings.lag_exporter_groups)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with contextlib.suppress(KeyboardInterrupt):

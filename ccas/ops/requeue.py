@@ -107,7 +107,7 @@ class Requeuer:
         return outcomes
 
     def _producer(self) -> Any:
-        from ccas.kafka_admin import producer
+        from core.kafka import producer
 
         return producer(self.bootstrap, client_id="ccas-dlq-requeue")
 

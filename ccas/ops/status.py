@@ -8,14 +8,17 @@ Prometheus), p95 latencies, and where to look next. Every section degrades to a 
 from __future__ import annotations
 
 import argparse
-import os
+import logging
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import psycopg2
 import requests
+from pydantic import SecretStr
 
-from ccas import settings
+from ccas.ops.settings import StatusSettings
+from core.config import ConfigurationError, add_flags, load, secret
 
 COUNTS_SQL = {
     "polled": "SELECT count(*) FROM ingested_recording WHERE published_at > now() - interval '1 hour'",
@@ -73,8 +76,10 @@ def _component_lines(prom: Prom) -> list[str]:
     return lines
 
 
-def _count_lines(database_url: str) -> list[str]:
-    connection = psycopg2.connect(database_url, connect_timeout=5)
+def _count_lines(database_url: SecretStr | None) -> list[str]:
+    if database_url is None:
+        raise ValueError("CCAS_DATABASE_URL is not set (or run `ccas --local status`)")
+    connection = psycopg2.connect(secret(database_url), connect_timeout=5)
     try:
         with connection.cursor() as cursor:
             values = {}
@@ -111,33 +116,37 @@ def _latency_lines(prom: Prom) -> list[str]:
     return ["  " + "   ".join(parts)]
 
 
-def render(database_url: str | None = None) -> str:
-    p = settings.ports()
-    prom = Prom(f"http://127.0.0.1:{p.prometheus}")
-    db = database_url or settings.local_stack_env().get("CCAS_DATABASE_URL", "")
+def render(settings: StatusSettings) -> str:
+    prom = Prom(settings.prometheus_url)
     lines = ["CCAS status", ""]
     lines += _section("Local stack", _stack_lines)
     lines += _section("Components (Prometheus scrape targets)", lambda: _component_lines(prom))
-    lines += _section("Calls in the last hour", lambda: _count_lines(db))
+    lines += _section("Calls in the last hour", lambda: _count_lines(settings.database_url))
     lines += _section("Dead letters held per DLQ topic", lambda: _dlq_lines(prom))
     lines += _section("Consumer lag (messages) per group and topic", lambda: _lag_lines(prom))
     lines += _section("p95 latency, last hour", lambda: _latency_lines(prom))
     lines += ["Where to look",
-              f"  Prometheus     http://127.0.0.1:{p.prometheus} (alerts: /alerts, targets: /targets)",
-              f"  Prism UI       http://127.0.0.1:{p.job_server_ui} (`ccas jobserver up`)",
-              f"  Flink UI       http://127.0.0.1:{os.environ.get('CCAS_FLINK_REST_PORT', '8081')} (`ccas flink up`, "
-              "or docker-compose.flink.yml)",
-              f"  Ops API        http://127.0.0.1:{p.ops_api}/docs (`ccas ops-api`, bearer CCAS_OPS_TOKEN)",
+              f"  Prometheus     {settings.prometheus_url} (alerts: /alerts, targets: /targets)",
+              f"  Prism UI       {settings.prism_ui_url} (`ccas jobserver up`)",
+              f"  Flink UI       http://127.0.0.1:{settings.flink_rest_port} (`ccas flink up`, or docker-compose.flink.yml)",
+              f"  Ops API        http://127.0.0.1:{settings.ops_api_port}/docs (`ccas ops-api`, bearer CCAS_OPS_TOKEN)",
               "  Dead letters   ccas dlq list"]
     return "\n".join(lines)
 
 
-def main(argv: list[str]) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ccas status", description="services, throughput, DLQs, lag, latencies, URLs")
-    parser.add_argument("--database-url", default=None, help="default: CCAS_DATABASE_URL or the local stack's")
-    args = parser.parse_args(argv)
-    import logging
+    add_flags(parser, StatusSettings)
+    return parser
 
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load(StatusSettings, args)
+    except ConfigurationError as error:
+        print(f"ccas status: {error}", file=sys.stderr)
+        return 2
     logging.getLogger("kafka").setLevel(logging.ERROR)
-    print(render(args.database_url))
+    print(render(settings))
     return 0

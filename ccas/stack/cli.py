@@ -10,7 +10,8 @@ import sys
 from ccas import settings
 from ccas.stack.expansion import Expansion
 from ccas.stack.flink import Flink
-from ccas.stack.jobserver import JobServer, WorkerPool
+from ccas.stack.jobserver import NAMES as JOBSERVER_NAMES
+from ccas.stack.jobserver import JobServer, WorkerPool, job_endpoint, worker_pool_endpoint
 from ccas.stack.kafka import Kafka
 from ccas.stack.postgres import Postgres
 from ccas.stack.process import StackError, tail
@@ -101,6 +102,36 @@ def main(argv: list[str]) -> int:
 def print_env(argv: list[str]) -> int:
     """Print `export CCAS_...=...` lines for the local stack (eval "$(ccas env)")."""
     del argv
-    for key, value in sorted(settings.local_stack_env().items()):
+    from ccas.stack.env import local_env
+
+    for key, value in sorted(local_env().items()):
         print(f"export {key}={shlex.quote(value)}")
     return 0
+
+
+def jobserver_main(argv: list[str]) -> int:
+    """`ccas jobserver up | down | status`: the standalone Prism job service and the SDK worker pool, together."""
+    parser = argparse.ArgumentParser(prog="ccas jobserver",
+                                     description="standalone Prism job service + Python SDK worker pool (PortableRunner)")
+    parser.add_argument("command", choices=["up", "down", "status"])
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "up":
+            up(JOBSERVER_NAMES)
+        elif args.command == "down":
+            down(JOBSERVER_NAMES)
+            return 0
+        healthy = print_status(JOBSERVER_NAMES)
+        server = JobServer()
+        if server.pid() is not None:
+            active = server.active_jobs() if healthy else []
+            print(f"running jobs: {len(active)}")
+            for job_id, job_name, state in active:
+                print(f"  {job_id}  {state:<10} {job_name}")
+            print(f"submit: --runner=PortableRunner --job_endpoint={job_endpoint()} "
+                  f"--environment_type=EXTERNAL --environment_config={worker_pool_endpoint()}   UI: {server.ui_url()}")
+        return 0 if healthy else (1 if args.command == "up" else 3)
+    except StackError as error:
+        print(f"ccas jobserver {args.command}: {error}", file=sys.stderr)
+        return 1

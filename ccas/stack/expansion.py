@@ -27,7 +27,7 @@ class Expansion(Service):
 
     Beam's ExpansionService.main builds its gRPC server with `ServerBuilder.forPort(port)` and has no bind-address option, so it
     listens on ALL interfaces, not only 127.0.0.1 like the rest of the stack. It executes whatever Java transform a client
-    names (allowlist '*'), so keep dev machines firewalled, as for a standalone Prism (../shared/stack/).
+    names (allowlist '*'), so keep dev machines firewalled, as for a standalone Prism (docs/portable.md).
     """
 
     name = "expansion"

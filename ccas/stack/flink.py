@@ -2,7 +2,7 @@
 
 Flink's jars and scripts ship on PyPI in two packages that cannot be pip-installed beside Beam (apache-flink pins
 apache-beam<2.49), so they are downloaded without dependencies and unpacked once per machine into the cache
-(`${CCAS_CACHE}/flink-1.20.3/home`, recipe: ../shared/stack/README.md). Configuration, logs, pids, checkpoints and
+(`${CCAS_CACHE}/flink-1.20.3/home`; docs/flink.md). Configuration, logs, pids, checkpoints and
 savepoints live in this clone's stack folder; the Flink home stays read-only and shared.
 
 Started by `ccas flink up` (not by `ccas stack up`), stopped by `ccas flink down` or `ccas stack down`.

@@ -2,7 +2,7 @@
 # Beam's Java SDK harness as Prism's PROCESS environment; ccas/stack/expansion.py names this script as the command and passes
 # CCAS_JAVA_BOOT (Beam's boot program `container`, built by scripts/build_tools.sh) and CCAS_JAVA_WORKER_DIR in its env.
 #
-# Why a wrapper and not the boot program itself (../shared/stack/, "Beam's Java ReadFromKafka on Prism"):
+# Why a wrapper and not the boot program itself (docs/pipeline.md, Kafka readers):
 # - Prism 2.73 starts the command with --id='<id>' including the quotes (no shell in between); the boot program would then
 #   register under the quoted id and fail ("worker_id ... not registered"). The quotes are stripped here.
 # - The boot program copies the staged jars (~140 MB) into <semi_persist_dir>/<id>/staged and never deletes them (default /tmp):

@@ -43,7 +43,7 @@ class JobServer(Service):
 
     Prism has no bind-address option: its Job API, its web UI and the per-job worker endpoints listen on ALL interfaces, not
     only 127.0.0.1 like the rest of the stack. Anyone who reaches the port can submit a job, i.e. run code here: keep dev
-    machines firewalled (../shared/stack/). Jobs submitted to it keep running after their client exits; `down` cancels every
+    machines firewalled (docs/portable.md). Jobs submitted to it keep running after their client exits; `down` cancels every
     active job through the Job API before stopping Prism, so no job (nor its Java workers) outlives the service.
     """
 
@@ -205,36 +205,3 @@ class WorkerPool(Service):
 
 
 NAMES = ["jobserver", "workerpool"]
-
-
-def main(argv: list[str]) -> int:
-    """`ccas jobserver up | down | status`: the standalone Prism job service and the SDK worker pool, together."""
-    import argparse
-    import logging
-
-    from ccas.stack import cli
-
-    parser = argparse.ArgumentParser(prog="ccas jobserver",
-                                     description="standalone Prism job service + Python SDK worker pool (PortableRunner)")
-    parser.add_argument("command", choices=["up", "down", "status"])
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        if args.command == "up":
-            cli.up(NAMES)
-        elif args.command == "down":
-            cli.down(NAMES)
-            return 0
-        healthy = cli.print_status(NAMES)
-        server = JobServer()
-        if server.pid() is not None:
-            active = server.active_jobs() if healthy else []
-            print(f"running jobs: {len(active)}")
-            for job_id, job_name, state in active:
-                print(f"  {job_id}  {state:<10} {job_name}")
-            print(f"submit: --runner=PortableRunner --job_endpoint={job_endpoint()} "
-                  f"--environment_type=EXTERNAL --environment_config={worker_pool_endpoint()}   UI: {server.ui_url()}")
-        return 0 if healthy else (1 if args.command == "up" else 3)
-    except StackError as error:
-        print(f"ccas jobserver {args.command}: {error}", file=sys.stderr)
-        return 1

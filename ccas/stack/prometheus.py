@@ -84,7 +84,7 @@ class LagExporter(Service):
 
     def start(self) -> None:
         argv = [sys.executable, "-m", "ccas.cli", "lag-exporter", "--port", str(self.ports_all.lag_exporter),
-                "--stack-dir", str(self.dir)]
+                "--stack-dir", str(self.dir), "--kafka-bootstrap", f"127.0.0.1:{self.ports_all.kafka}"]
         process.spawn(argv, self.log_file, self.pid_file, cwd=settings.REPO_ROOT)
 
     def probe(self) -> str:

@@ -51,12 +51,15 @@ class SeaweedFS(Service):
             "-webdav=false", f"-webdav.port={p.weed_webdav}",
             "-admin.ui=false", f"-admin.port={p.weed_admin}", f"-admin.port.grpc={p.weed_admin_grpc}", "-admin.port.legacy=0",
         ]
-        # Without the KEK passphrase SSE-S3 is disabled and versioned PUTs fail (../shared/stack/).
+        # Without the KEK passphrase SSE-S3 is disabled and versioned PUTs fail.
         env = {"WEED_S3_SSE_KEK_PASSPHRASE": settings.load_secrets()["CCAS_S3_SSE_KEK_PASSPHRASE"]}
         process.spawn(argv, self.log_file, self.pid_file, env=env, cwd=self.dir)
 
     def probe(self) -> str:
-        from ccas.s3_admin import s3_client
+        from core.s3 import s3_client
 
-        buckets = s3_client(connect_timeout=2, read_timeout=3).list_buckets()["Buckets"]
+        secret = settings.load_secrets()
+        client = s3_client(f"http://127.0.0.1:{self.ports_all.s3}", secret["CCAS_S3_ACCESS_KEY"], secret["CCAS_S3_SECRET_KEY"],
+                           connect_timeout=2, read_timeout=3)
+        buckets = client.list_buckets()["Buckets"]
         return f"S3 API answers, {len(buckets)} bucket(s)"

@@ -25,9 +25,14 @@ _GO_BINARIES = {
 }
 
 
+def cached_binary(target: str) -> Path:
+    """Where the cache keeps a Go-built tool (it may not be built yet)."""
+    return settings.cache_dir() / "bin" / _GO_BINARIES[target]
+
+
 def go_binary(target: str) -> Path:
     """Path of a Go-built tool, building it with scripts/build_tools.sh when the cache lacks it."""
-    path = settings.cache_dir() / "bin" / _GO_BINARIES[target]
+    path = cached_binary(target)
     if not path.exists():
         if shutil.which("go") is None:
             raise StackError(f"{path.name} is not in the cache and Go is not installed to build it")

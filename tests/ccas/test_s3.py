@@ -8,7 +8,8 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
-from ccas.s3_admin import bootstrap_bucket, s3_client
+from ccas.s3_admin import bootstrap_bucket
+from core.s3 import s3_client
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,9 @@ import socket
 import pytest
 from moto.server import ThreadedMotoServer
 
-from ccas.s3_admin import bootstrap_bucket, lifecycle_rules, s3_client
+from ccas import s3_admin
+from ccas.s3_admin import bootstrap_bucket, lifecycle_rules
+from core.s3 import s3_client
 
 
 def _free_port() -> int:
@@ -18,14 +20,19 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def moto_s3():
+def moto_endpoint():
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
-        yield s3_client(f"http://127.0.0.1:{port}", "testing", "testing")
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.stop()
+
+
+@pytest.fixture
+def moto_s3(moto_endpoint: str):
+    return s3_client(moto_endpoint, "testing", "testing")
 
 
 def test_every_bootstrap_step_applies_on_an_aws_compatible_server(moto_s3) -> None:
@@ -53,3 +60,22 @@ def test_every_bootstrap_step_applies_on_an_aws_compatible_server(moto_s3) -> No
     # A second run changes nothing and fails nothing.
     again = bootstrap_bucket(moto_s3, bucket)
     assert again[0].outcome == "exists" and all(r.outcome == "applied" for r in again[1:])
+
+
+def test_cli_takes_endpoint_bucket_and_keys_from_its_settings_only(moto_endpoint: str, tmp_path, monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    for name in ("CCAS_S3_ENDPOINT", "CCAS_S3_BUCKET", "CCAS_S3_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    # The stack folder holds no secrets here: nothing may come from a local stack.
+    monkeypatch.setenv("CCAS_STACK_DIR", str(tmp_path))
+    assert s3_admin.main(["bootstrap", "--endpoint", moto_endpoint]) == 2
+    assert "CCAS_S3_BUCKET / --bucket: is not set" in capsys.readouterr().err
+
+    monkeypatch.setenv("CCAS_S3_ACCESS_KEY", "testing")
+    monkeypatch.setenv("CCAS_S3_SECRET_KEY", "testing")
+    monkeypatch.setenv("CCAS_S3_BUCKET", "ccas-audio-cli")
+    assert s3_admin.main(["bootstrap", "--endpoint", moto_endpoint]) == 0
+    out = capsys.readouterr().out
+    assert "s3 bootstrap: ccas-audio-cli: bucket created" in out
+    assert "s3 bootstrap: ccas-audio-cli: lifecycle rules applied" in out
+    assert s3_client(moto_endpoint, "testing", "testing").get_bucket_versioning(Bucket="ccas-audio-cli")["Status"] == "Enabled"

@@ -18,10 +18,10 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from ccas import settings
-from ccas.kafka_admin import producer
-from ccas.s3_admin import s3_client
 from ccas.stack import process
 from ccas.stack.cli import SERVICE_TYPES
+from core.kafka import producer
+from core.s3 import s3_client
 
 pytestmark = pytest.mark.integration
 

@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-
-@dataclass(frozen=True)
-class OpsSettings:
-    kafka_bootstrap: str
-    database_url: str
-    token: str
-
-    def __post_init__(self) -> None:
-        if len(self.token) < 16:
-            raise ValueError("CCAS_OPS_TOKEN must be at least 16 characters")
-
-    def __repr__(self) -> str:  # never log the token or the database password
-        return f"OpsSettings(kafka_bootstrap={self.kafka_bootstrap!r})"
-
+from ccas.ops.settings import OpsSettings
+from core.config import secret
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -36,7 +23,7 @@ def require_token(request: Request,
     """401 without a bearer token, 403 with a wrong one; the caller's identity (a token fingerprint) otherwise."""
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "bearer token required", headers={"WWW-Authenticate": "Bearer"})
-    expected: str = get_settings(request).token
+    expected = secret(get_settings(request).ops_token)
     if not secrets.compare_digest(credentials.credentials.encode(), expected.encode()):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "invalid token")
     return "ops-api"

@@ -13,6 +13,7 @@ import schemas
 from ccas.ops import dlq
 from ccas.ops.api.deps import Caller, Settings
 from ccas.ops.requeue import Requeuer
+from core.config import secret
 
 router = APIRouter(prefix="/v1/dlq", tags=["dead letters"])
 
@@ -128,7 +129,7 @@ async def show_dead_letter(settings: Settings, _: Caller,
 async def requeue(settings: Settings, caller: Caller, body: RequeueRequest) -> dict[str, Any]:
     where = _filter(topic=body.topic, stage=body.stage, error_type=body.error_type, since=body.since,
                     call_ids=frozenset(body.call_ids) if body.call_ids is not None else None)
-    requeuer = Requeuer(settings.kafka_bootstrap, settings.database_url, requested_by=caller)
+    requeuer = Requeuer(settings.kafka_bootstrap, secret(settings.database_url), requested_by=caller)
     outcomes = await run_in_threadpool(requeuer.requeue, where, body.dry_run)
     return {"dry_run": body.dry_run, "requeued": sum(o.action == "requeued" for o in outcomes),
             "outcomes": [o.as_dict() for o in outcomes]}

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 from fastapi import FastAPI
 
-from ccas import settings
 from ccas.ops.api import dlq
-from ccas.ops.api.deps import OpsSettings
+from ccas.ops.settings import OpsSettings
+from core.config import ConfigurationError, add_flags, load
 
 log = logging.getLogger(__name__)
 
@@ -27,24 +28,24 @@ def create_app(ops_settings: OpsSettings) -> FastAPI:
     return app
 
 
-def settings_from_env(database_url: str | None = None, bootstrap: str | None = None) -> OpsSettings:
-    return OpsSettings(kafka_bootstrap=bootstrap or settings.setting("CCAS_KAFKA_BOOTSTRAP"),
-                       database_url=database_url or settings.setting("CCAS_DATABASE_URL"),
-                       token=settings.setting("CCAS_OPS_TOKEN"))
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ccas ops-api", description="DLQ operations over HTTP (OpenAPI docs at /docs)")
+    add_flags(parser, OpsSettings)
+    return parser
 
 
 def main(argv: list[str]) -> int:
     import uvicorn
 
-    parser = argparse.ArgumentParser(prog="ccas ops-api", description="DLQ operations over HTTP (OpenAPI docs at /docs)")
-    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=settings.ports().ops_api)
-    parser.add_argument("--database-url", default=None, help="default: CCAS_DATABASE_URL")
-    parser.add_argument("--kafka-bootstrap", default=None, help="default: CCAS_KAFKA_BOOTSTRAP")
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load(OpsSettings, args)
+    except ConfigurationError as error:
+        print(f"ccas ops-api: {error}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.ERROR)
-    app = create_app(settings_from_env(args.database_url, args.kafka_bootstrap))
-    log.info("ops API on http://%s:%d (docs at /docs)", args.host, args.port)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    app = create_app(settings)
+    log.info("ops API on http://%s:%d (docs at /docs)", settings.ops_api_host, settings.ops_api_port)
+    uvicorn.run(app, host=settings.ops_api_host, port=settings.ops_api_port, log_level="info")
     return 0

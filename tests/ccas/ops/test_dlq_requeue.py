@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from ccas.apps import App, ccas_command, free_port, wait_http
-from ccas.kafka_admin import producer
+from core.kafka import producer
 from tests.pipeline import e2e
 
 pytestmark = pytest.mark.integration

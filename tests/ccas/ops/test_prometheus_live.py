@@ -16,9 +16,10 @@ import requests
 
 from ccas import settings
 from ccas.apps import App, ccas_command, free_port, wait_http
-from ccas.kafka_admin import admin_client, producer
+from ccas.kafka_admin import admin_client
 from ccas.stack import process
 from ccas.stack.prometheus import LagExporter, Prometheus
+from core.kafka import producer
 from tests.pipeline import e2e
 
 pytestmark = pytest.mark.integration
