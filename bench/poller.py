@@ -37,7 +37,7 @@ from avaya_source.publisher import TransactionalPublisher  # noqa: E402
 from avaya_source.store import IngestStore  # noqa: E402
 from avaya_source.windows import WindowPolicy  # noqa: E402
 from ccas.db_admin import upgrade  # noqa: E402
-from core.config import ConfigurationError, add_flags, load, secret  # noqa: E402
+from core.config import add_flags, load_for_command, secret  # noqa: E402
 from core.settings import DatabaseSettings, KafkaSettings  # noqa: E402
 
 
@@ -70,11 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steady-seconds", type=float, default=30.0, help="live arrivals after the catch-up (latency phase)")
     p.add_argument("--steady-rate", type=float, default=60.0, help="calls per minute while steady")
     args = p.parse_args(argv)
-    try:
-        settings = load(BenchSettings, args)
-    except ConfigurationError as error:
-        print(f"bench/poller.py: {error}", file=sys.stderr)
-        return 2
+    settings = load_for_command(BenchSettings, args, "bench/poller.py")
 
     user, password = "ccas", "bench-" + secrets.token_urlsafe(8)
     env = {key: value for key, value in os.environ.items() if key != "CCAS_AVAYA_PASSWORD_FILE"}  # a file would win

@@ -19,7 +19,7 @@ from kafka.errors import TopicAlreadyExistsError
 from pydantic import Field, model_validator
 
 import schemas
-from core.config import CcasSettings, ConfigurationError, add_flags, load
+from core.config import CcasSettings, add_flags, load, load_for_command
 from core.settings import KafkaSettings
 
 __all__ = ["TopicReplication", "admin_client", "bootstrap_topics", "main"]
@@ -124,11 +124,7 @@ def main(argv: list[str]) -> int:
     boot = sub.add_parser("bootstrap", help="create the declared topics (schemas/topics.yaml); idempotent")
     add_flags(boot, KafkaBootstrapSettings)
     args = parser.parse_args(argv)
-    try:
-        settings = load(KafkaBootstrapSettings, args)
-    except ConfigurationError as error:
-        print(f"kafka bootstrap: {error}", file=sys.stderr)
-        return 2
+    settings = load_for_command(KafkaBootstrapSettings, args, "kafka bootstrap")
     logging.getLogger("kafka").setLevel(logging.ERROR)
     admin = admin_client(settings.kafka_bootstrap)
     try:

@@ -17,7 +17,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pydantic import Field
 
-from core.config import ConfigurationError, add_flags, load, secret
+from core.config import add_flags, load_for_command, secret
 from core.s3 import s3_client as core_s3_client
 from core.settings import S3Settings
 
@@ -121,11 +121,7 @@ def main(argv: list[str]) -> int:
                                             "CCAS_S3_SECRET_KEY, or the AWS credential chain")
     add_flags(boot, BucketBootstrapSettings, skip=SECRET_FIELDS)
     args = parser.parse_args(argv)
-    try:
-        settings = load(BucketBootstrapSettings, args)
-    except ConfigurationError as error:
-        print(f"s3 bootstrap: {error}", file=sys.stderr)
-        return 2
+    settings = load_for_command(BucketBootstrapSettings, args, "s3 bootstrap")
     bucket = settings.s3_bucket
     client = core_s3_client(settings.s3_endpoint, secret(settings.s3_access_key) or None,
                             secret(settings.s3_secret_key) or None, region=settings.s3_region or None)

@@ -9,6 +9,7 @@ the given flags on top. `describe` lists every setting of a model for `.env.exam
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar, get_args, get_origin
@@ -120,3 +121,12 @@ def secret(value: SecretStr | str | None) -> str:
     if value is None:
         return ""
     return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
+def load_for_command(model: type[M], args: argparse.Namespace, command: str) -> M:
+    """`load` for a command's main(): on bad configuration, the problems on stderr and exit status 2 (SystemExit)."""
+    try:
+        return load(model, args)
+    except ConfigurationError as error:
+        print(f"{command}: {error}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 
 import uvicorn
 from fastapi import FastAPI
 
-from core.config import ConfigurationError, add_flags, load
+from core.config import add_flags, load_for_command
 from scoring_service import errors, observability
 from scoring_service.limits import BodySizeLimit
 from scoring_service.routes import health, score, scorecard
@@ -40,11 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        settings = load(ScoringSettings, args)
-    except ConfigurationError as error:
-        print(f"ccas scoring-service: {error}", file=sys.stderr)
-        return 2
+    settings = load_for_command(ScoringSettings, args, "ccas scoring-service")
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(settings)
     log.info(

@@ -11,7 +11,7 @@ from datetime import datetime
 from ccas.ops import dlq
 from ccas.ops.requeue import Requeuer
 from ccas.ops.settings import DlqSettings
-from core.config import ConfigurationError, add_flags, load, secret
+from core.config import add_flags, load_for_command, secret
 
 
 def _since(value: str) -> datetime:
@@ -61,11 +61,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.ERROR)
-    try:
-        settings = load(DlqSettings, args)
-    except ConfigurationError as error:
-        print(f"ccas dlq: {error}", file=sys.stderr)
-        return 2
+    settings = load_for_command(DlqSettings, args, "ccas dlq")
     bootstrap = settings.kafka_bootstrap
     try:
         if args.command == "list":

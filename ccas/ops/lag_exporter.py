@@ -15,7 +15,6 @@ import contextlib
 import logging
 import re
 import signal
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -27,7 +26,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from ccas.ops.settings import LagExporterSettings
-from core.config import ConfigurationError, add_flags, load
+from core.config import add_flags, load_for_command
 
 log = logging.getLogger(__name__)
 
@@ -102,11 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        settings = load(LagExporterSettings, args)
-    except ConfigurationError as error:
-        print(f"ccas lag-exporter: {error}", file=sys.stderr)
-        return 2
+    settings = load_for_command(LagExporterSettings, args, "ccas lag-exporter")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.ERROR)
     registry = CollectorRegistry()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +17,7 @@ import requests
 from pydantic import SecretStr
 
 from ccas.ops.settings import StatusSettings
-from core.config import ConfigurationError, add_flags, load, secret
+from core.config import add_flags, load_for_command, secret
 
 COUNTS_SQL = {
     "polled": "SELECT count(*) FROM ingested_recording WHERE published_at > now() - interval '1 hour'",
@@ -142,11 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        settings = load(StatusSettings, args)
-    except ConfigurationError as error:
-        print(f"ccas status: {error}", file=sys.stderr)
-        return 2
+    settings = load_for_command(StatusSettings, args, "ccas status")
     logging.getLogger("kafka").setLevel(logging.ERROR)
     print(render(settings))
     return 0

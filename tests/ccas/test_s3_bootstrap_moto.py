@@ -68,7 +68,9 @@ def test_cli_takes_endpoint_bucket_and_keys_from_its_settings_only(moto_endpoint
         monkeypatch.delenv(name, raising=False)
     # The stack folder holds no secrets here: nothing may come from a local stack.
     monkeypatch.setenv("CCAS_STACK_DIR", str(tmp_path))
-    assert s3_admin.main(["bootstrap", "--endpoint", moto_endpoint]) == 2
+    with pytest.raises(SystemExit) as exited:
+        s3_admin.main(["bootstrap", "--endpoint", moto_endpoint])
+    assert exited.value.code == 2
     assert "CCAS_S3_BUCKET / --bucket: is not set" in capsys.readouterr().err
 
     monkeypatch.setenv("CCAS_S3_ACCESS_KEY", "testing")

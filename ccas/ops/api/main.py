@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 
 from fastapi import FastAPI
 
 from ccas.ops.api import dlq
 from ccas.ops.settings import OpsSettings
-from core.config import ConfigurationError, add_flags, load
+from core.config import add_flags, load_for_command
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +37,7 @@ def main(argv: list[str]) -> int:
     import uvicorn
 
     args = build_parser().parse_args(argv)
-    try:
-        settings = load(OpsSettings, args)
-    except ConfigurationError as error:
-        print(f"ccas ops-api: {error}", file=sys.stderr)
-        return 2
+    settings = load_for_command(OpsSettings, args, "ccas ops-api")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.ERROR)
     app = create_app(settings)
