@@ -27,10 +27,12 @@ from prometheus_client.registry import Collector
 
 from ccas.ops.settings import LagExporterSettings
 from core.config import add_flags, load_for_command
+from schemas.contracts import DLQ_TOPICS, dlq_stage
 
 log = logging.getLogger(__name__)
 
-DLQ_STAGES = {"calls.raw.dlq": "parse", "audio.ready.dlq": "download", "scoring.results.dlq": "score"}
+# Each dead-letter topic, labelled by the first stage that writes to it.
+DLQ_STAGES = {topic: dlq_stage(topic) for topic in DLQ_TOPICS}
 
 
 class LagCollector(Collector):

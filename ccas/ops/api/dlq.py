@@ -14,11 +14,11 @@ from ccas.ops import dlq
 from ccas.ops.api.deps import Caller, Settings
 from ccas.ops.requeue import Requeuer
 from core.config import secret
+from schemas.contracts import STAGES
 
 router = APIRouter(prefix="/v1/dlq", tags=["dead letters"])
 
 CALL_ID = schemas.CALL_ID_PATTERN.pattern
-STAGES = ("parse", "dedup", "enrich", "download", "score", "write")
 
 
 def _topic_ok(topic: str | None) -> str | None:
