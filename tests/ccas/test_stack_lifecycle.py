@@ -87,7 +87,9 @@ def test_down_stops_every_process_and_up_restores_the_data(second_stack) -> None
         cursor.execute("CREATE TABLE survives (note text)")
         cursor.execute("INSERT INTO survives VALUES ('kept')")
     connection.close()
-    admin_env = {**env, "CCAS_KAFKA_BOOTSTRAP": stack["CCAS_KAFKA_BOOTSTRAP"]}
+    # One broker: the stack's own replication settings, as `ccas env` gives them.
+    admin_env = {**env, **{key: stack[key] for key in ("CCAS_KAFKA_BOOTSTRAP", "CCAS_KAFKA_REPLICATION_FACTOR",
+                                                       "CCAS_KAFKA_MIN_INSYNC_REPLICAS")}}
     assert _ccas(admin_env, "kafka", "bootstrap").returncode == 0
     send = producer(stack["CCAS_KAFKA_BOOTSTRAP"])
     sent = send.send("calls.raw", key=b"k1", value=json.dumps({"kept": True}).encode()).get(timeout=30)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from pipeline import main, xlang
@@ -10,6 +12,13 @@ from pipeline.settings import PipelineSettings
 REQUIRED = {"kafka_bootstrap": "k:1", "database_url": "postgresql://u:p@h/db", "s3_bucket": "b", "avaya_url": "http://a",
             "avaya_user": "u", "scoring_url": "http://s"}
 
+
+
+@pytest.fixture(autouse=True)
+def no_ccas_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only what each test passes: an integration test earlier in the session may have exported the local stack's values."""
+    for name in [key for key in os.environ if key.startswith("CCAS_") and key != "CCAS_FLINK_JOB_SERVER_JAR"]:
+        monkeypatch.delenv(name)
 
 def _settings(**values: str) -> PipelineSettings:
     return PipelineSettings(**{**REQUIRED, "kafka_io": "python", **values})

@@ -21,6 +21,13 @@ APP_FLAGS = ["--kafka_io=python", "--kafka_bootstrap=127.0.0.1:1", "--database_u
              "--scoring_url=http://127.0.0.1:1"]
 
 
+
+@pytest.fixture(autouse=True)
+def no_ccas_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only what each test passes: an integration test earlier in the session may have exported the local stack's values."""
+    for name in [key for key in os.environ if key.startswith("CCAS_") and key != "CCAS_FLINK_JOB_SERVER_JAR"]:
+        monkeypatch.delenv(name)
+
 @pytest.fixture
 def jar(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / runners.jar_name()
