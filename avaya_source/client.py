@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,16 +25,13 @@ LAYOUT_SEGMENTS = "AvayaSegment"
 LAYOUT_CONTACTS = "SearchLayout60"
 
 
-def recorder_tz() -> ZoneInfo:
-    return ZoneInfo(os.environ.get("CCAS_AVAYA_TZ") or DEFAULT_TZ)
-
-
 class AvayaClient(RecorderHttp):
     """Search and Replay against `base_url` (e.g. http://127.0.0.1:19024); one keep-alive session per client."""
 
     def __init__(self, base_url: str, credentials: Credentials, *, tz: ZoneInfo | None = None, **transport: Any) -> None:
         super().__init__(base_url, credentials, **transport)
-        self.tz = tz or recorder_tz()
+        # The caller passes CCAS_AVAYA_TZ from its settings (core.settings.RecorderSettings); no second lookup here.
+        self.tz = tz or ZoneInfo(DEFAULT_TZ)
 
     # -- API -------------------------------------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 import schemas
 from core.config import ConfigurationError, add_flags, load, secret
+from core.recorder import Credentials
 from pipeline.settings import PipelineSettings
 
 KAFKA_IO_MODES = ("java", "python")
@@ -97,10 +98,10 @@ def validate_options(options: PipelineOptions, settings: PipelineSettings | None
         problems.append("--avaya_password / CCAS_AVAYA_PASSWORD (or CCAS_AVAYA_PASSWORD_FILE) is not set")
     if problems:
         raise ConfigError("invalid pipeline configuration:\n  - " + "\n  - ".join(problems))
-    password = secret(s.avaya_password)
-    if s.avaya_password_file:
-        with open(s.avaya_password_file) as handle:
-            password = handle.read().strip()
+    try:
+        password = Credentials.of(s.avaya_user, secret(s.avaya_password), s.avaya_password_file).password
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"invalid pipeline configuration:\n  - {error}") from None
     return JobConfig(
         kafka_bootstrap=s.kafka_bootstrap, kafka_io=s.kafka_io, expansion_service=s.expansion_service or None,
         consumer_group=s.consumer_group, input_topic=s.input_topic, database_url=secret(s.database_url),
