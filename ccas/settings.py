@@ -151,11 +151,3 @@ def local_stack_env() -> dict[str, str]:
         for key in ("CCAS_S3_ACCESS_KEY", "CCAS_S3_SECRET_KEY", "CCAS_AVAYA_PASSWORD", "CCAS_OPS_TOKEN"):
             env[key] = secret[key]
     return env
-
-
-def setting(name: str) -> str:
-    """A `CCAS_*` setting: the environment wins, else the local stack's value; a clear error when neither exists."""
-    value = os.environ.get(name) or local_stack_env().get(name)
-    if not value:
-        raise RuntimeError(f"{name} is not set and no local stack secrets exist (run `ccas stack up` or export {name})")
-    return value
