@@ -28,6 +28,14 @@ class PollerMetrics:
         )
         self.rejected = Counter("records_rejected", "results rejected, by reason", ["reason"], registry=r)
         self.in_progress = Gauge("records_in_progress", "recordings without a duration in the last window", registry=r)
+        self.tracked = Gauge(
+            "records_tracked", "recordings tracked as in progress, searched again every poll until they end", registry=r
+        )
+        self.expired = Counter(
+            "records_in_progress_expired",
+            "recordings still in progress after the maximum call age: dropped from tracking, never published",
+            registry=r,
+        )
         self.poll_errors = Counter("poll_errors", "windows that failed and will be retried, by reason", ["reason"], registry=r)
         self.windows = Counter("windows_polled", "windows completed (checkpoint moved)", registry=r)
         self.splits = Counter("window_splits", "windows split because the answer hit the recorder's cap", registry=r)

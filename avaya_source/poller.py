@@ -1,7 +1,8 @@
 """`ccas poller`: search the recorder in sliding windows and publish each finished call to calls.raw exactly once.
 
-Per window: search (split while the answer hits the recorder's cap) → drop in-progress and rejected results → drop calls the
-dedup table knows → one Kafka transaction → dedup rows + checkpoint in one DB transaction. Any failure after the Kafka
+Per window: search (split while the answer hits the recorder's cap), and search again the start seconds of the recordings
+tracked as in progress (tracking.py) → drop rejected results and those still in progress → drop calls the dedup table knows →
+one Kafka transaction → dedup rows + tracking changes + checkpoint in one DB transaction. Any failure after the Kafka
 transaction began marks the state "in doubt"; the topic is read back (publisher.read_back) before the next window.
 """
 
@@ -13,6 +14,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -21,12 +23,14 @@ import psycopg2
 from kafka.errors import KafkaError, ProducerFencedError
 
 import schemas
+from avaya_source import tracking
 from avaya_source.client import LAYOUT_CONTACTS, LAYOUT_SEGMENTS, AvayaClient, AvayaError
 from avaya_source.metrics import PollerMetrics
 from avaya_source.publisher import TransactionalPublisher
 from avaya_source.records import Contact, Recording
 from avaya_source.settings import PollerSettings
 from avaya_source.store import IngestStore, Published
+from avaya_source.tracking import Tracked, TrackingChange
 from avaya_source.windows import Window, WindowPolicy, behind, floor_second, next_window
 from avaya_source.xmlsafe import SearchPage
 from core.config import add_flags, env_var, load, secret
@@ -41,6 +45,7 @@ class PollerConfig:
     interval_s: float = 30.0
     search_cap: int = 1000  # the recorder's max results per search: an answer this long is split and re-queried
     with_contacts: bool = True  # also ask SearchLayout60 for contactid + inums of multi-inum calls
+    max_call_age: timedelta = timedelta(hours=4)  # a recording still in progress after this long is dropped, loudly
 
 
 @dataclass
@@ -51,6 +56,7 @@ class WindowOutcome:
     duplicates: int = 0
     rejected: int = 0
     in_progress: int = 0
+    tracked: int = 0  # recordings tracked as in progress after this window
     poll_to_publish_s: float = 0.0
 
 
@@ -70,6 +76,7 @@ class Poller:
         self.metrics = metrics or PollerMetrics()
         self.in_doubt = True  # at start we do not know whether a previous run died between Kafka and the DB
         self._checkpoint_to: datetime | None = None
+        self._expired: set[str] = set()  # inums already reported as expired by this process: counted once
         self.metrics.ingest_lag.set_function(self._lag)
 
     def _lag(self) -> float:
@@ -87,11 +94,12 @@ class Poller:
         self.in_doubt = False
         return missing
 
-    def reconcile_since(self, checkpoint: tuple[datetime, datetime] | None) -> datetime:
-        """The earliest call end an unrecorded publication can have: the start of the first un-checkpointed window."""
-        if checkpoint is None:
-            return self.config.first_start
-        return checkpoint[1] - self.config.policy.lookback
+    def reconcile_since(self, checkpoint: tuple[datetime, datetime] | None, tracked: Sequence[Tracked] = ()) -> datetime:
+        """The earliest call end an unrecorded publication can have: the start of the first un-checkpointed window, or earlier
+        for a tracked call (published when it ended, however long ago it started)."""
+        since = self.config.first_start if checkpoint is None else checkpoint[1] - self.config.policy.lookback
+        floor = tracking.reconcile_floor(tracked, self.config.policy.lookback)
+        return since if floor is None else min(since, floor)
 
     # -- one window ------------------------------------------------------------------------------------------------------
 
@@ -114,16 +122,31 @@ class Poller:
             left.result_count + right.result_count,
         )
 
+    def _recheck(self, tracked: list[Tracked], window: Window) -> SearchPage:
+        """The start seconds of tracked recordings that this window does not cover, searched again (both layouts)."""
+        found = SearchPage()
+        for recheck in tracking.recheck_windows(tracked, window.start):
+            page = self._search(recheck, LAYOUT_SEGMENTS)
+            found.recordings += page.recordings
+            found.rejected += page.rejected
+            found.result_count += page.result_count
+            if self.config.with_contacts:
+                found.contacts += self._search(recheck, LAYOUT_CONTACTS).contacts
+        return found
+
     def poll_window(self, window: Window) -> WindowOutcome:
         """Poll, publish and checkpoint one window; raises (and leaves the checkpoint alone) if any step fails."""
         started = time.monotonic()
+        searched_at = datetime.now(UTC)  # a recording listed in progress had not ended (long) before this
         outcome = WindowOutcome(window)
         page = self._search(window, LAYOUT_SEGMENTS)
         contacts = self._search(window, LAYOUT_CONTACTS).contacts if self.config.with_contacts else []
+        tracked = self.store.tracked()
+        rechecked = self._recheck(tracked, window)
         outcome.results = page.result_count
-        for bad in page.rejected:
+        for bad in page.rejected + rechecked.rejected:
             self.metrics.rejected.labels(bad.reason).inc()
-        outcome.rejected = len(page.rejected)
+        outcome.rejected = len(page.rejected) + len(rechecked.rejected)
 
         unique: dict[str, Recording] = {}
         for recording in page.recordings:
@@ -131,12 +154,15 @@ class Poller:
                 outcome.duplicates += 1
             else:
                 unique[recording.call_id] = recording
+        in_window = set(unique)
+        for recording in rechecked.recordings:  # calls started near a tracked one are listed again: not duplicates
+            unique.setdefault(recording.call_id, recording)
         ended = [r for r in unique.values() if r.ended]
         outcome.in_progress = len(unique) - len(ended)
-        ended = _with_contacts(ended, list(unique.values()), contacts)
+        ended = _with_contacts(ended, list(unique.values()), contacts + rechecked.contacts)
 
         known = self.store.known(r.call_id for r in ended)
-        outcome.duplicates += len(known)
+        outcome.duplicates += len(known & in_window)
         events: list[tuple[Recording, dict]] = []
         now = datetime.now(UTC)
         for recording in sorted((r for r in ended if r.call_id not in known), key=lambda r: r.started_at):
@@ -150,12 +176,17 @@ class Poller:
                 continue
             events.append((recording, value))
 
+        change = tracking.plan(tracked, unique.values(), {r.call_id for r in ended}, searched_at, self.config.max_call_age)
+
         self.in_doubt = True  # from here until the DB commit, a failure leaves the topic ahead of the table
         self.publisher.publish(events)
         outcome.poll_to_publish_s = time.monotonic() - started
         published_at = datetime.now(UTC)
-        self.store.commit_window([Published.of(r) for r, _ in events], window.start, window.end)
+        self.store.commit_window([Published.of(r) for r, _ in events], window.start, window.end, change)
         self.in_doubt = False
+        self._report_expired(change)
+        outcome.tracked = len(({r.call_id for r in tracked} | {r.call_id for r in change.seen}) - change.dropped)
+        self.metrics.tracked.set(outcome.tracked)
 
         self._checkpoint_to = max(window.end, self._checkpoint_to or window.end)
         outcome.published = len(events)
@@ -170,11 +201,28 @@ class Poller:
             for recording, _ in events:
                 m.publish_delay.observe(max(0.0, (published_at - recording.ended_at).total_seconds()))  # type: ignore[operator]
         log.info(
-            "window %s: %d results, %d published, %d duplicate, %d rejected, %d in progress (%.3f s)",
+            "window %s: %d results, %d published, %d duplicate, %d rejected, %d in progress, %d tracked (%.3f s)",
             window, outcome.results, outcome.published, outcome.duplicates, outcome.rejected, outcome.in_progress,
-            time.monotonic() - started,
+            outcome.tracked, time.monotonic() - started,
         )
         return outcome
+
+    def _report_expired(self, change: TrackingChange) -> None:
+        """Never silent: each recording dropped at the maximum call age is counted and named (after the DB commit)."""
+        for row in change.expired:
+            if row.call_id in self._expired:
+                continue
+            if len(self._expired) >= 100_000:
+                self._expired.clear()
+            self._expired.add(row.call_id)
+            self.metrics.expired.inc()
+            log.warning(
+                "in-progress recording inum=%s started %s (first seen %s, last listed in progress %s) is older than the "
+                "maximum call age of %d s: dropped from tracking, NOT published; once it has ended, publish it with "
+                "`ccas poller --once --from <start> --to <start>`",
+                row.call_id, row.started_at.isoformat(), row.first_seen_at.isoformat(), row.last_seen_at.isoformat(),
+                int(self.config.max_call_age.total_seconds()),
+            )
 
     # -- loop ------------------------------------------------------------------------------------------------------------
 
@@ -185,7 +233,7 @@ class Poller:
             if checkpoint is not None:
                 self._checkpoint_to = max(checkpoint[1], self._checkpoint_to or checkpoint[1])
             if self.in_doubt:
-                since = self.reconcile_since(checkpoint)
+                since = self.reconcile_since(checkpoint, self.store.tracked())
                 self.reconcile(min(since, window_or_none.start) if window_or_none else since)
             window = window_or_none or next_window(
                 checkpoint[1] if checkpoint else None, self.config.first_start, datetime.now(UTC), self.config.policy
@@ -280,7 +328,7 @@ def main(argv: list[str]) -> int:
     policy = WindowPolicy(timedelta(seconds=settings.poller_lookback), timedelta(seconds=settings.poller_settle),
                           timedelta(seconds=settings.poller_max_window))
     config = PollerConfig(policy, settings.poller_start, settings.poller_interval, settings.avaya_search_cap,
-                          settings.poller_contacts)
+                          settings.poller_contacts, timedelta(seconds=settings.poller_max_call_age))
     client = AvayaClient(
         settings.avaya_url,
         credentials,

@@ -144,9 +144,26 @@ class Rejected:
     inum: str | None = None
 
 
+def field_key(name: str) -> str:
+    """A field or attribute name as matched: recorder versions differ in letter case and surrounding whitespace."""
+    return name.strip().lower()
+
+
+def normalized(fields: dict[str, str]) -> dict[str, str]:
+    """Fields keyed by `field_key`; two names that differ only in case or whitespace are one field given twice."""
+    out: dict[str, str] = {}
+    for name, value in fields.items():
+        key = field_key(name)
+        if key in out:
+            raise RecordError("bad_field", f"field {key!r} repeated")
+        out[key] = value
+    return out
+
+
 def recording_from_fields(inum: str | None, fields: dict[str, str], tz: ZoneInfo) -> Recording:
-    """Raw AvayaSegment fields → Recording; raises RecordError naming the bad field."""
+    """Raw AvayaSegment fields (names in any case, padded or not) → Recording; raises RecordError naming the bad field."""
     call_id = check_call_id(inum)
+    fields = normalized(fields)
     if "startedat" not in fields:
         raise RecordError("missing_field", "startedat")
     started_at = parse_startedat(fields["startedat"], tz)

@@ -47,6 +47,10 @@ class PollerSettings(KafkaSettings, DatabaseSettings, RecorderSettings):
                                                "start time; keep it above the longest call)")
     poller_settle: float = Field(default=30.0, ge=0, json_schema_extra=_flag("--settle"),
                                  description="seconds a window's end stays behind now, so the recorder has listed its calls")
+    poller_max_call_age: float = Field(default=14400.0, gt=0, json_schema_extra=_flag("--max-call-age"),
+                                       description="how long after its start (s) a recording still in progress keeps being "
+                                                   "searched again; past it, it is dropped (never published), counted and "
+                                                   "logged. Must exceed --lookback + --settle")
     poller_max_window: float = Field(default=600.0, gt=0, json_schema_extra=_flag("--max-window"),
                                      description="longest window in seconds (catching up goes in chunks of this size)")
     avaya_search_cap: int = Field(default=1000, ge=1, json_schema_extra=_flag("--search-cap"),
@@ -78,6 +82,16 @@ class PollerSettings(KafkaSettings, DatabaseSettings, RecorderSettings):
     def _moment(cls, value: object) -> object:
         if isinstance(value, str):
             return parse_moment(value) if value.strip() else None
+        return value
+
+    @field_validator("poller_max_call_age")
+    @classmethod
+    def _max_age_beyond_the_windows(cls, value: float, info: ValidationInfo) -> float:
+        # Windows list a call in progress up to lookback + settle after its start; a shorter maximum age would drop it there.
+        if "poller_lookback" in info.data and "poller_settle" in info.data:
+            reach = info.data["poller_lookback"] + info.data["poller_settle"]
+            if value <= reach:
+                raise ValueError(f"must exceed --lookback + --settle ({reach:g} s)")
         return value
 
     @field_validator("poller_to")

@@ -1,4 +1,5 @@
-"""The poller's PostgreSQL state: the single-row checkpoint and the dedup table of published inums (psycopg2, no ORM)."""
+"""The poller's PostgreSQL state: the single-row checkpoint, the dedup table of published inums and the recordings tracked
+while in progress (psycopg2, no ORM)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import psycopg2
 import psycopg2.extras
 
 from avaya_source.records import Recording
+from avaya_source.tracking import Tracked, TrackingChange
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +76,33 @@ class IngestStore:
 
         return self._run(work)
 
-    def commit_window(self, published: list[Published], window_start: datetime, window_end: datetime) -> int:
-        """Record published calls and move the checkpoint, atomically; the checkpoint never moves backwards (backfills)."""
+    def tracked(self) -> list[Tracked]:
+        """Every recording tracked as in progress, oldest start first."""
+
+        def work(cur):  # noqa: ANN001, ANN202
+            cur.execute(
+                "SELECT call_id, started_at, first_seen_at, last_seen_at, switch_call_id FROM in_progress_recording"
+                " ORDER BY started_at, call_id"
+            )
+            return [Tracked(*row) for row in cur.fetchall()]
+
+        return self._run(work)
+
+    def commit_window(
+        self,
+        published: list[Published],
+        window_start: datetime,
+        window_end: datetime,
+        tracking: TrackingChange | None = None,
+    ) -> int:
+        """Record published calls, update the tracking of recordings in progress and move the checkpoint, atomically; the
+        checkpoint never moves backwards (backfills)."""
 
         def work(cur):  # noqa: ANN001, ANN202
             inserted = _insert(cur, published)
+            _untrack(cur, {p.call_id for p in published} | (tracking.dropped if tracking else set()))
+            if tracking is not None:
+                _track(cur, tracking)
             cur.execute(
                 """
                 INSERT INTO ingestion_checkpoint (id, last_polled_from, last_polled_to, updated_at)
@@ -96,8 +120,14 @@ class IngestStore:
         return self._run(work)
 
     def mark_published(self, published: list[Published]) -> int:
-        """Insert rows found on the topic (reconciliation); returns how many were missing."""
-        return self._run(lambda cur: _insert(cur, published))
+        """Insert rows found on the topic (reconciliation) and stop tracking those calls; returns how many were missing."""
+
+        def work(cur):  # noqa: ANN001, ANN202
+            inserted = _insert(cur, published)
+            _untrack(cur, {p.call_id for p in published})
+            return inserted
+
+        return self._run(work)
 
 
 def _insert(cur, published: list[Published]) -> int:  # noqa: ANN001
@@ -114,3 +144,24 @@ def _insert(cur, published: list[Published]) -> int:  # noqa: ANN001
         fetch=True,
     )
     return len(rows)
+
+
+def _untrack(cur, call_ids: set[str]) -> None:  # noqa: ANN001
+    if call_ids:
+        cur.execute("DELETE FROM in_progress_recording WHERE call_id = ANY(%s)", (sorted(call_ids),))
+
+
+def _track(cur, change: TrackingChange) -> None:  # noqa: ANN001
+    if not change.seen:
+        return
+    assert change.seen_at is not None, "a change with recordings seen says when"
+    psycopg2.extras.execute_values(
+        cur,
+        """
+        INSERT INTO in_progress_recording (call_id, switch_call_id, started_at, first_seen_at, last_seen_at)
+        VALUES %s ON CONFLICT (call_id) DO UPDATE
+           SET last_seen_at = GREATEST(in_progress_recording.last_seen_at, EXCLUDED.last_seen_at)
+        """,
+        [(r.call_id, r.switch_call_id or None, r.started_at, change.seen_at, change.seen_at) for r in change.seen],
+        page_size=500,
+    )

@@ -14,7 +14,17 @@ from zoneinfo import ZoneInfo
 
 from lxml import etree
 
-from avaya_source.records import Contact, RecordError, Recording, Rejected, check_call_id, recording_from_fields, split_inums
+from avaya_source.records import (
+    Contact,
+    RecordError,
+    Recording,
+    Rejected,
+    check_call_id,
+    field_key,
+    normalized,
+    recording_from_fields,
+    split_inums,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,26 +82,39 @@ def parse_document(body: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> etree._El
         raise XmlDocumentError("bad_encoding", str(exc)[:200]) from None
     if root is None:
         raise XmlDocumentError("malformed_xml", "empty document")
-    if root.tag != "results":
+    if _tag(root) != "results":
         raise XmlDocumentError("unexpected_root", f"<{str(root.tag)[:40]}> instead of <results>")
     return root
 
 
+def _tag(element: etree._Element) -> str:
+    return field_key(str(element.tag))
+
+
+def _attribute(element: etree._Element, name: str) -> str | None:
+    """An attribute by name in any letter case, its value trimmed (ACR versions differ in both)."""
+    for key, value in element.attrib.items():
+        if field_key(str(key)) == name:
+            return value.strip()
+    return None
+
+
 def _fields(result: etree._Element) -> dict[str, str]:
+    """The result's fields keyed by lower-case, trimmed name (records.field_key)."""
     fields: dict[str, str] = {}
     for child in result:
-        if child.tag != "field":
+        if _tag(child) != "field":
             continue
-        name = child.get("name")
+        name = field_key(_attribute(child, "name") or "")
         if not name:
             raise RecordError("bad_field", "<field> without a name")
         text = child.text or ""
         if len(text) > MAX_FIELD_CHARS:
-            raise RecordError("bad_field", f"field {name!r} is {len(text)} characters")
+            raise RecordError("bad_field", f"field {name[:40]!r} is {len(text)} characters")
         if name in fields:
-            raise RecordError("bad_field", f"field {name!r} repeated")
+            raise RecordError("bad_field", f"field {name[:40]!r} repeated")
         fields[name] = text
-    return fields
+    return normalized(fields)
 
 
 def parse_search(body: bytes, tz: ZoneInfo, max_bytes: int = DEFAULT_MAX_BYTES) -> SearchPage:
@@ -99,16 +122,17 @@ def parse_search(body: bytes, tz: ZoneInfo, max_bytes: int = DEFAULT_MAX_BYTES) 
     root = parse_document(body, max_bytes)
     page = SearchPage()
     for result in root:
-        if result.tag != "result":
+        if _tag(result) != "result":
             continue
         page.result_count += 1
         if page.result_count > MAX_RESULTS:
             raise XmlDocumentError("too_many_results", f"more than {MAX_RESULTS} results")
-        inum = result.get("inum")
+        inum = _attribute(result, "inum")
         try:
             fields = _fields(result)
-            if result.get("contactid") is not None:
-                page.contacts.append(_contact(result.get("contactid"), fields))
+            contact_id = _attribute(result, "contactid")
+            if contact_id is not None:
+                page.contacts.append(_contact(contact_id, fields))
             else:
                 page.recordings.append(recording_from_fields(inum, fields, tz))
         except RecordError as exc:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -26,6 +27,9 @@ from avaya_source.mock.schedule import Schedule, ScheduleConfig, Segment
 log = logging.getLogger(__name__)
 
 
+OUTAGES = ("ok", "503", "timeout")
+
+
 @dataclass
 class Faults:
     """Changeable at run time (POST /_mock/config) so one mock process can go through healthy and broken phases."""
@@ -40,9 +44,13 @@ class Faults:
     max_results: int = 1000  # the recorder's result cap per search
     list_in_progress: bool = False  # also list started-but-unfinished recordings with an empty duration
     # Per-recording replay faults, for end-to-end tests that need exact outcomes:
-    replay_failures: dict[str, int] = field(default_factory=dict)  # inum -> replays answered 503 before success (-1: all)
+    replay_failures: dict[str, int] = field(default_factory=dict)  # inum -> replays answered 500 before success (-1: all)
     corrupt_inums: list[str] = field(default_factory=list)  # replays whose WAV header is corrupt (fmt block align)
     long_inums: dict[str, float] = field(default_factory=dict)  # inum -> seconds the replay is looped to (large files)
+    # Whole-API outages for fault suites (POST /_mock/faults): every search or replay answered 503, or held unanswered.
+    search_fault: str = "ok"  # one of OUTAGES
+    replay_fault: str = "ok"
+    hold_s: float = 35.0  # how long "timeout" holds a request before answering (just above the client's 30 s read timeout)
 
     def update(self, values: dict) -> None:
         known = {f.name for f in fields(self)}
@@ -51,6 +59,12 @@ class Faults:
             raise ValueError(f"unknown fault settings: {sorted(unknown)}")
         if values.get("hostile") not in (None, *HOSTILE_MODES):
             raise ValueError(f"hostile must be one of {HOSTILE_MODES}")
+        for key in ("search_fault", "replay_fault"):
+            if key in values and values[key] not in OUTAGES:
+                raise ValueError(f"{key} must be one of {OUTAGES}")
+        hold = values.get("hold_s", self.hold_s)
+        if isinstance(hold, bool) or not isinstance(hold, int | float) or not 0 <= hold <= 3600:
+            raise ValueError("hold_s must be a number of seconds from 0 to 3600")
         for key, value in values.items():
             setattr(self, key, value)
 
@@ -113,6 +127,36 @@ class MockRecorder:
         with self._lock:
             self.faults.update(values)
             return asdict(self.faults)
+
+    def outages(self, values: dict) -> dict[str, object]:
+        """`POST /_mock/faults`: {"search"|"replay": "ok"|"503"|"timeout", "timeout_s": N}; answers the state now in force."""
+        names = {"search": "search_fault", "replay": "replay_fault", "timeout_s": "hold_s"}
+        unknown = set(values) - set(names)
+        if unknown:
+            raise ValueError(f"unknown keys {sorted(unknown)}; expected {sorted(names)}")
+        state = self.configure({names[key]: value for key, value in values.items()})
+        if values:
+            self._count("outage_settings")
+        return {key: state[name] for key, name in names.items()}
+
+    def outage(self, command: str | None, stop_holding: Callable[[], bool]) -> Answer | None:
+        """The outage set for this command: a 503 answer, or None after holding the request (timeout) or at once (ok).
+
+        A held request is answered normally once `hold_s` has passed, or as soon as the outage is lifted (so a fault suite
+        need not wait out requests it no longer wants held), or when `stop_holding()` says the server is stopping.
+        """
+        key = {"search": "search_fault", "replay": "replay_fault"}.get(command or "")
+        mode = getattr(self.faults, key) if key else "ok"
+        if mode == "503":
+            self._count(f"outage_{command}_503")
+            body = b"<error>recorder unavailable</error>"
+            return Answer(503, "text/xml", len(body), iter([body]))
+        if mode == "timeout":
+            self._count(f"outage_{command}_timeout")
+            deadline = time.monotonic() + self.faults.hold_s
+            while time.monotonic() < deadline and getattr(self.faults, key) == "timeout" and not stop_holding():
+                time.sleep(0.05)
+        return None
 
     def pre_request(self) -> Answer | None:
         """Latency and 5xx faults, common to every API request; returns an error answer or None."""
@@ -199,8 +243,10 @@ class MockRecorder:
         self._count("replay")
         if self._planned_failure(inum):
             self._count("fault_replay_planned")
-            body = b"<error>replay unavailable</error>"
-            return Answer(503, "text/xml", len(body), iter([body]))
+            # 500, not 503: a planned failure is this recording failing (retried per call, then dead-lettered), while a
+            # 503 means the recorder as a whole is unavailable (held by the pipeline; the `faults` endpoint sets that).
+            body = b"<error>replay failed</error>"
+            return Answer(500, "text/xml", len(body), iter([body]))
         length, chunks = self.audio.wav_size_and_chunks(segment, min_seconds=self.faults.long_inums.get(inum))
         if inum in self.faults.corrupt_inums:
             chunks = _corrupt_header(chunks)

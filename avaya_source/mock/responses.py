@@ -20,6 +20,7 @@ class Rendering:
     startedat_format: str = "iso"  # iso (with offset) | naive (recorder local, ISO) | utc (Z) | ddmmyy
     corrupt_ratio: float = 0.0  # share of inums ALWAYS served with a broken record (deterministic by inum)
     corrupt_seed: int = 0
+    field_case: str = "lower"  # lower (as most ACR versions write) | mixed (names in varied case, names and values padded)
 
 
 def format_startedat(moment: datetime, rendering: Rendering) -> str:
@@ -47,8 +48,34 @@ def _corruption(inum: str) -> str:
     return CORRUPTIONS[int(hashlib.sha256(inum.encode()).hexdigest(), 16) % len(CORRUPTIONS)]
 
 
-def _field(name: str, value: str) -> str:
-    return f'<field name="{name}">{escape(value)}</field>'
+FIELD_CASES = ("lower", "mixed")
+
+
+def _variant(text: str, key: str, forms: int) -> int:
+    return int(hashlib.sha256(f"{key}:{text}".encode()).hexdigest(), 16) % forms
+
+
+def _field_name(name: str, key: str, rendering: Rendering) -> str:
+    """The field name as this recorder writes it; `mixed` varies case and padding per result (deterministic by inum)."""
+    if rendering.field_case != "mixed":
+        return name
+    forms = (name.upper(), name.capitalize(), f" {name} ", f"\t{name.title()}\n", name[:1] + name[1:].upper(), name)
+    return forms[_variant(name, key, len(forms))]
+
+
+def _padded(value: str, key: str, rendering: Rendering) -> str:
+    if rendering.field_case != "mixed" or not value:
+        return value
+    return ("", " ", "  ", "\n ")[_variant(value, key, 4)] + value + ("", " ", "\t")[_variant(value, key + "/", 3)]
+
+
+def _field(name: str, value: str, key: str, rendering: Rendering) -> str:
+    shown = _field_name(name, key, rendering)
+    return f"<field name={quoteattr(shown)}>{escape(_padded(value, key + name, rendering))}</field>"
+
+
+def _attribute(name: str, value: str, rendering: Rendering) -> str:
+    return f" {name}={quoteattr(_padded(value, name + value, rendering))}"
 
 
 def segment_xml(segment: Segment, rendering: Rendering, *, in_progress: bool = False) -> str:
@@ -61,7 +88,7 @@ def segment_xml(segment: Segment, rendering: Rendering, *, in_progress: bool = F
         "skills": segment.skill,
         "switchcallid": segment.switch_call_id,
     }
-    inum_attr = f" inum={quoteattr(segment.inum)}"
+    inum_attr = _attribute("inum", segment.inum, rendering)
     if is_corrupt(segment.inum, rendering):
         kind = _corruption(segment.inum)
         if kind == "missing_startedat":
@@ -74,7 +101,7 @@ def segment_xml(segment: Segment, rendering: Rendering, *, in_progress: bool = F
             inum_attr = f" inum={quoteattr(segment.inum + '/../../etc/passwd')}"
         else:
             inum_attr = ""
-    body = "".join(_field(name, value) for name, value in fields.items())
+    body = "".join(_field(name, value, segment.inum, rendering) for name, value in fields.items())
     return f"<result{inum_attr}>{body}</result>"
 
 
@@ -91,8 +118,8 @@ def contact_xml(segments: list[Segment], rendering: Rendering) -> str:
         "switchcallid": first.switch_call_id,
         "inums": ",".join(s.inum for s in segments),
     }
-    body = "".join(_field(name, value) for name, value in fields.items())
-    return f"<result contactid={quoteattr(first.contact_id)}>{body}</result>"
+    body = "".join(_field(name, value, first.contact_id, rendering) for name, value in fields.items())
+    return f"<result{_attribute('contactid', first.contact_id, rendering)}>{body}</result>"
 
 
 def document(results: list[str]) -> bytes:

@@ -30,6 +30,9 @@ from core.config import add_flags, load
 
 log = logging.getLogger(__name__)
 
+# Mock-only runtime outages (docs/avaya.md); /mock/faults is the same endpoint under the name fault suites first used.
+FAULTS_PATHS = ("/_mock/faults", "/mock/faults")
+
 
 class MockHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
@@ -38,7 +41,12 @@ class MockHTTPServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], recorder: MockRecorder, user: str, password: str) -> None:
         super().__init__(address, _Handler)
         self.recorder = recorder
+        self.stopping = False  # releases requests held by a "timeout" outage
         self._auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+    def shutdown(self) -> None:
+        self.stopping = True
+        super().shutdown()
 
     def authorized(self, header: str | None) -> bool:
         return hmac.compare_digest((header or "").encode(), self._auth.encode())
@@ -94,6 +102,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._search_api(recorder, params)
         elif url.path == "/_mock/config":
             self._send_json(200, recorder.configure({}))
+        elif url.path in FAULTS_PATHS:
+            self._send_json(200, recorder.outages({}))
         elif url.path == "/_mock/stats":
             self._send_json(200, dict(recorder.stats))
         elif url.path == "/_mock/calls":
@@ -113,22 +123,27 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_bytes(401, b"<error>authentication required</error>")
             return
         length = int(self.headers.get("Content-Length") or 0)
-        if urlsplit(self.path).path != "/_mock/config" or length > 65536:
+        path = urlsplit(self.path).path
+        if path not in ("/_mock/config", *FAULTS_PATHS) or length > 65536:
             self._send_bytes(404, b"<error>not found</error>")
             return
+        recorder = self.server.recorder
         try:
-            self._send_json(200, self.server.recorder.configure(json.loads(self.rfile.read(length) or b"{}")))
+            values = json.loads(self.rfile.read(length) or b"{}")
+            if not isinstance(values, dict):
+                raise ValueError("expected a JSON object")
+            self._send_json(200, recorder.configure(values) if path == "/_mock/config" else recorder.outages(values))
         except (ValueError, TypeError) as exc:
             self._send_json(400, {"error": str(exc)})
 
     def _search_api(self, recorder: MockRecorder, params: dict[str, str]) -> None:
         if recorder.faults.latency_ms > 0:
             time.sleep(recorder.faults.latency_ms / 1000)
-        failure = recorder.pre_request()
+        command = params.get("command")
+        failure = recorder.outage(command, lambda: self.server.stopping) or recorder.pre_request()
         if failure is not None:
             self._send(failure)
             return
-        command = params.get("command")
         try:
             if command == "search":
                 self._send(recorder.search(params))
@@ -183,7 +198,8 @@ def recorder_from_settings(settings: AvayaMockSettings) -> MockRecorder:
     )
     audio = AudioConfig(stereo=s.avaya_mock_stereo, codec=s.avaya_mock_codec, min_seconds=s.avaya_mock_replay_min_seconds)
     rendering = Rendering(tz=ZoneInfo(s.avaya_tz), startedat_format=s.avaya_mock_startedat_format,
-                          corrupt_ratio=s.avaya_mock_corrupt_ratio, corrupt_seed=s.avaya_mock_seed)
+                          corrupt_ratio=s.avaya_mock_corrupt_ratio, corrupt_seed=s.avaya_mock_seed,
+                          field_case=s.avaya_mock_field_case)
     faults = Faults(
         error_5xx_ratio=s.avaya_mock_error_5xx_ratio,
         latency_ms=s.avaya_mock_latency_ms,

@@ -47,6 +47,10 @@ class AvayaMockSettings(CcasSettings):
                                             description="share of calls in English (the others Vietnamese)")
     avaya_mock_startedat_format: Literal["iso", "naive", "utc", "ddmmyy"] = Field(
         default="iso", json_schema_extra=_flag("--startedat-format"), description="how search answers write startedat")
+    avaya_mock_field_case: Literal["lower", "mixed"] = Field(
+        default="lower", json_schema_extra=_flag("--field-case"),
+        description="how search answers write field names: lower, or mixed (varied case; names, attribute values and "
+                    "field values padded with whitespace, as some ACR versions do)")
     avaya_mock_max_results: int = Field(default=1000, ge=1, json_schema_extra=_flag("--max-results"),
                                         description="the recorder's result cap per search")
     avaya_mock_stereo: bool = Field(default=False, json_schema_extra=_flag("--stereo"),

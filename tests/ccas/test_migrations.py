@@ -40,7 +40,8 @@ def _tables(url: str) -> set[str]:
 def test_upgrade_constraints_and_downgrade(scratch_db: str) -> None:
     db_admin.upgrade(scratch_db)
     assert _tables(scratch_db) == {"alembic_version", "agent", "call", "audio_asset", "scoring_result",
-                                   "ingestion_checkpoint", "ingested_recording", "dlq_requeue"}
+                                   "ingestion_checkpoint", "ingested_recording", "dlq_requeue",
+                                   "in_progress_recording"}
 
     connection = psycopg2.connect(scratch_db)
     connection.autocommit = True

@@ -93,8 +93,8 @@ def test_planned_replay_faults_fail_exactly_as_configured() -> None:
     shortest = sorted(rec.calls(NOW), key=lambda call: call["duration"])[:3]
     flaky, dead, corrupt = (call["inum"] for call in shortest)
     rec.configure({"replay_failures": {flaky: 2, dead: -1}, "corrupt_inums": [corrupt], "long_inums": {flaky: 60.0}})
-    assert [rec.replay(flaky).status for _ in range(3)] == [503, 503, 200]
-    assert {rec.replay(dead).status for _ in range(6)} == {503}
+    assert [rec.replay(flaky).status for _ in range(3)] == [500, 500, 200]
+    assert {rec.replay(dead).status for _ in range(6)} == {500}
     long_answer = rec.replay(flaky)
     info = read_wav_info(io.BytesIO(b"".join(long_answer.chunks)))
     assert info.duration_s == pytest.approx(60.0, abs=0.01) and long_answer.length == info.data_offset + info.n_frames

@@ -1,0 +1,71 @@
+"""TransactionalPublisher: a transaction is committed only when every record of it was acknowledged."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from kafka.errors import KafkaTimeoutError
+
+from avaya_source.publisher import TransactionalPublisher
+from avaya_source.records import Recording
+
+
+class _Future:
+    def __init__(self, error: Exception | None) -> None:
+        self.error = error
+
+    def get(self, timeout: float | None = None) -> None:
+        if self.error is not None:
+            raise self.error
+
+
+class _Producer:
+    """What the publisher calls on kafka-python's transactional producer, recording the calls."""
+
+    def __init__(self, failing_send: int | None) -> None:
+        self.failing_send = failing_send
+        self.calls: list[str] = []
+
+    def begin_transaction(self) -> None:
+        self.calls.append("begin")
+
+    def send(self, topic: str, key: str, value: dict, timestamp_ms: int) -> _Future:
+        self.calls.append(f"send {key}")
+        failing = self.failing_send is not None and len([c for c in self.calls if c.startswith("send")]) == self.failing_send
+        return _Future(KafkaTimeoutError("Batch containing 1 record(s) expired") if failing else None)
+
+    def flush(self) -> None:
+        self.calls.append("flush")
+
+    def commit_transaction(self) -> None:
+        self.calls.append("commit")
+
+    def close(self, timeout: float | None = None) -> None:
+        self.calls.append("close")
+
+
+def _recording(call_id: str) -> Recording:
+    started = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+    return Recording(call_id=call_id, started_at=started, duration=30.0)
+
+
+def _publisher(producer: _Producer) -> TransactionalPublisher:
+    publisher = TransactionalPublisher("unused:9", "calls.raw", "test")
+    publisher._producer = producer  # type: ignore[assignment]
+    return publisher
+
+
+def test_a_record_that_was_not_acknowledged_aborts_the_transaction() -> None:
+    producer = _Producer(failing_send=2)
+    publisher = _publisher(producer)
+    with pytest.raises(KafkaTimeoutError):
+        publisher.publish([(_recording("1001"), {"call_id": "1001"}), (_recording("1002"), {"call_id": "1002"})])
+    assert "commit" not in producer.calls, "never commit a transaction missing a record"
+    assert producer.calls[-1] == "close" and publisher._producer is None  # re-init on next use aborts it
+
+
+def test_every_record_acknowledged_then_committed() -> None:
+    producer = _Producer(failing_send=None)
+    _publisher(producer).publish([(_recording("1001"), {"call_id": "1001"})])
+    assert producer.calls == ["begin", "send 1001", "flush", "commit"]
