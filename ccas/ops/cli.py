@@ -1,4 +1,4 @@
-"""`ccas dlq list | show CALL_ID | requeue (--call-id ID ... | --error-type E | --all) [--dry-run]`."""
+"""`ccas dlq list [--hide-resolved] | show CALL_ID | requeue (--call-id ID ... | --error-type E | --all) [--dry-run]`."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import argparse
 import json
 import logging
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 
-from ccas.ops import dlq
+from ccas.ops import dlq, dlq_state
 from ccas.ops.requeue import Requeuer
 from ccas.ops.settings import DlqSettings
 from core.config import add_flags, load_for_command, secret
@@ -28,13 +28,40 @@ def _filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--since", type=_since, help="failed at or after this ISO time (with zone)")
 
 
-def _table(records: list[dlq.DeadLetterRecord]) -> str:
-    lines = [f"{'call_id':<20} {'stage':<9} {'error_type':<22} {'retries':>7}  {'failed_at':<27} error"]
-    for record in records:
-        row = record.summary()
+UNKNOWN = "?"
+
+
+def _short_time(text: str | None) -> str:
+    """An ISO time as `YYYY-MM-DD HH:MM:SSZ` (UTC) so the table stays narrow; unparsable text as it is."""
+    if not text:
+        return ""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return text[:20]
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if moment.tzinfo else text[:20]
+
+
+def _yes_no(value: bool | None) -> str:
+    return UNKNOWN if value is None else ("yes" if value else "no")
+
+
+def _table(listing: dlq_state.Listing) -> str:
+    """One line per dead letter; a requeued one gets a second line with when, by whom and the new ingest_uuid."""
+    lines = [f"{'call_id':<20} {'stage':<9} {'error_type':<22} {'retries':>7}  {'failed_at':<20}  {'requeued':<8} "
+             f"{'call_status':<16} {'result':<6} error"]
+    for row in listing.rows():
+        known = row["resolved"] is not None
+        requeued = (f"yes #{row['requeue_count']}" if row["requeued"] else "no") if known else UNKNOWN
+        status = (row["call_status"] or "-") if known else UNKNOWN
         lines.append(f"{str(row['call_id']):<20} {row['stage']:<9} {row['error_type']:<22} {str(row['retries']):>7}  "
-                     f"{row['failed_at']:<27} {row['error'][:80]}")
-    lines.append(f"{len(records)} dead letter(s)")
+                     f"{_short_time(row['failed_at']):<20}  {requeued:<8} {status:<16} {_yes_no(row['has_scoring_result']):<6} "
+                     f"{row['error'][:60]}")
+        if row["requeued"]:
+            lines.append(f"{'':<20} requeued #{row['requeue_count']} at {_short_time(row['requeued_at'])} by "
+                         f"{row['requeued_by']}, new ingest_uuid {row['requeue_ingest_uuid']}")
+    hidden = f", {listing.hidden} resolved hidden" if listing.hidden else ""
+    lines.append(f"{len(listing.records)} dead letter(s){hidden}")
     return "\n".join(lines)
 
 
@@ -43,9 +70,12 @@ def main(argv: list[str]) -> int:
                                      "audio.ready.dlq, scoring.results.dlq)")
     add_flags(parser, DlqSettings, skip=["database_url"])  # --database-url belongs to `requeue`, the one that needs it
     sub = parser.add_subparsers(dest="command", required=True)
-    listing = sub.add_parser("list", help="a table of dead letters")
+    listing = sub.add_parser("list", help="a table of dead letters, with whether each was requeued and its call's status now")
     _filters(listing)
+    listing.add_argument("--hide-resolved", action="store_true",
+                         help="leave out dead letters whose call is now SCORED with a scoring_result (however it got there)")
     listing.add_argument("--json", action="store_true")
+    add_flags(listing, DlqSettings, skip=["kafka_bootstrap"])  # the status columns; unset or unreachable: shown unknown
     show = sub.add_parser("show", help="the full records of one call, with the original payload and stack")
     show.add_argument("call_id")
     requeue = sub.add_parser("requeue", help="republish original payloads to calls.raw (recorded; never twice)")
@@ -66,7 +96,13 @@ def main(argv: list[str]) -> int:
     try:
         if args.command == "list":
             records = dlq.list_dead_letters(bootstrap, dlq.Filter(args.topic, args.stage, args.error_type, args.since))
-            print(json.dumps([r.summary() for r in records], indent=2) if args.json else _table(records))
+            listing = dlq_state.annotate(records, secret(settings.database_url) or None)
+            if args.hide_resolved:
+                listing = listing.without_resolved()
+            warning = listing.warning(args.hide_resolved)
+            if warning:
+                print(f"ccas dlq: {warning}", file=sys.stderr)
+            print(json.dumps(listing.rows(), indent=2) if args.json else _table(listing))
             return 0
         if args.command == "show":
             if not dlq.schemas.is_valid_call_id(args.call_id):

@@ -59,9 +59,11 @@ class LagExporterSettings(KafkaSettings):
 
 
 class DlqSettings(KafkaSettings):
-    # Only `ccas dlq requeue` records what it did in PostgreSQL; listing and showing need Kafka alone.
+    # `requeue` records what it did in PostgreSQL and cannot run without it; `list` reads it for its status columns only
+    # (unset or unreachable: shown unknown); `show` needs Kafka alone.
     database_url: SecretStr | None = Field(
-        default=None, description="PostgreSQL URL, postgresql://user:password@host:port/db (`ccas dlq requeue` only)")
+        default=None, description="PostgreSQL URL, postgresql://user:password@host:port/db (`ccas dlq requeue`; "
+                                  "`ccas dlq list` status columns)")
 
 
 class StatusSettings(CcasSettings):

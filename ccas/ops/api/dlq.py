@@ -1,16 +1,17 @@
-"""GET /v1/dlq, GET /v1/dlq/{call_id}, POST /v1/dlq/requeue."""
+"""GET /v1/dlq[?hide_resolved=true], GET /v1/dlq/{call_id}, POST /v1/dlq/requeue."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 import schemas
-from ccas.ops import dlq
+from ccas.ops import dlq, dlq_state
 from ccas.ops.api.deps import Caller, Settings
 from ccas.ops.requeue import Requeuer
 from core.config import secret
@@ -19,6 +20,8 @@ from schemas.contracts import STAGES
 router = APIRouter(prefix="/v1/dlq", tags=["dead letters"])
 
 CALL_ID = schemas.CALL_ID_PATTERN.pattern
+STATUS_UNKNOWN_HEADER = "X-CCAS-Status-Unknown"
+log = logging.getLogger(__name__)
 
 
 def _topic_ok(topic: str | None) -> str | None:
@@ -43,6 +46,15 @@ class DeadLetterSummary(BaseModel):
     dlq_topic: str
     dlq_partition: int
     dlq_offset: int
+    # From PostgreSQL; every one null when it could not answer (the STATUS_UNKNOWN_HEADER says why).
+    requeued: bool | None = Field(description="this dead letter was requeued (a dlq_requeue row)")
+    requeue_count: int | None = Field(description="the call's requeue number this requeue carried")
+    requeued_at: str | None
+    requeue_ingest_uuid: str | None = Field(description="ingest_uuid of the message republished to calls.raw")
+    requeued_by: str | None
+    call_status: str | None = Field(description="call.status now; null also when the call has no row (resolved false then)")
+    has_scoring_result: bool | None
+    resolved: bool | None = Field(description="call SCORED with a scoring_result, however it got there")
 
 
 class RequeueRequest(BaseModel):
@@ -101,19 +113,31 @@ def _filter(**values: Any) -> dlq.Filter:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from error
 
 
-@router.get("", response_model=list[DeadLetterSummary], summary="list dead letters of the three DLQ topics")
+@router.get("", response_model=list[DeadLetterSummary], summary="list dead letters of the three DLQ topics",
+            description="Oldest first, each with whether it was requeued and its call's status now (PostgreSQL). When "
+                        f"PostgreSQL cannot answer, those fields are null, the `{STATUS_UNKNOWN_HEADER}` header says why "
+                        "and hide_resolved hides nothing.")
 async def list_dead_letters(
-    settings: Settings, _: Caller,
+    settings: Settings, _: Caller, response: Response,
     topic: Annotated[str | None, Query(description=f"one of {', '.join(dlq.DLQ_TOPICS)}")] = None,
     stage: Annotated[str | None, Query(pattern=f"^({'|'.join(STAGES)})$")] = None,
     error_type: Annotated[str | None, Query(pattern=r"^[A-Za-z_][A-Za-z0-9_.]{0,127}$")] = None,
     since: datetime | None = None,
+    hide_resolved: Annotated[bool, Query(description="leave out dead letters whose call is SCORED with a scoring_result")]
+    = False,
 ) -> list[dict[str, Any]]:
     if topic is not None and topic not in dlq.DLQ_TOPICS:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"topic must be one of {', '.join(dlq.DLQ_TOPICS)}")
     where = _filter(topic=topic, stage=stage, error_type=error_type, since=since)
     records = await run_in_threadpool(dlq.list_dead_letters, settings.kafka_bootstrap, where)
-    return [record.summary() for record in records]
+    listing = await run_in_threadpool(dlq_state.annotate, records, secret(settings.database_url))
+    if hide_resolved:
+        listing = listing.without_resolved()
+    warning = listing.warning(hide_resolved)
+    if warning:
+        log.warning("GET /v1/dlq: %s", warning)
+        response.headers[STATUS_UNKNOWN_HEADER] = warning.encode("ascii", "replace").decode()  # headers are latin-1
+    return listing.rows()
 
 
 @router.get("/{call_id}", summary="every dead letter of one call: the full record with the original payload and stack")
