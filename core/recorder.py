@@ -23,13 +23,17 @@ DEFAULT_MAX_BYTES = 8 * 1024 * 1024
 
 
 class AvayaError(Exception):
-    """Base of the client's errors; `reason` is a short metric label."""
+    """Base of the client's errors; `reason` is a short metric label, `status` the HTTP status (None: no answer at all)."""
 
     reason = "error"
 
+    def __init__(self, message: str = "", status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
 
 class AvayaUnavailable(AvayaError):
-    """Retryable: connection refused/reset, timeout, 5xx — still failing after the bounded retries."""
+    """Retryable: connection refused/reset, timeout (status None), 5xx — still failing after the bounded retries."""
 
     reason = "unavailable"
 
@@ -113,25 +117,26 @@ class RecorderHttp:
     def _get(self, params: dict[str, str], *, stream: bool) -> requests.Response:
         url = f"{self.base_url}/searchapi"
         last: str = ""
+        last_status: int | None = None
         for attempt in range(self.retries + 1):
             if attempt:
                 self._sleep_before_retry(attempt - 1)
             try:
                 response = self.session.get(url, params=params, timeout=self.timeout, stream=stream)
             except (requests.ConnectionError, requests.Timeout) as exc:
-                last = f"{type(exc).__name__}: {str(exc)[:160]}"
+                last, last_status = f"{type(exc).__name__}: {str(exc)[:160]}", None
                 log.warning("avaya %s attempt %d/%d failed: %s", params.get("command"), attempt + 1, self.retries + 1, last)
                 continue
             if response.status_code >= 500:
-                last = f"HTTP {response.status_code}"
+                last, last_status = f"HTTP {response.status_code}", response.status_code
                 response.close()
                 log.warning("avaya %s attempt %d/%d failed: %s", params.get("command"), attempt + 1, self.retries + 1, last)
                 continue
             if response.status_code >= 400:
                 response.close()
-                raise AvayaRejected(f"HTTP {response.status_code} for command={params.get('command')}")
+                raise AvayaRejected(f"HTTP {response.status_code} for command={params.get('command')}", response.status_code)
             return response
-        raise AvayaUnavailable(f"{params.get('command')} failed after {self.retries + 1} attempts: {last}")
+        raise AvayaUnavailable(f"{params.get('command')} failed after {self.retries + 1} attempts: {last}", last_status)
 
     def _read_capped(self, response: requests.Response) -> bytes:
         """The body, refusing more than max_response_bytes and noticing a body shorter than its Content-Length."""

@@ -35,5 +35,7 @@ def build_pipeline(p: beam.Pipeline, config: JobConfig, clients: StageClients | 
         (written, dead, duplicates, already_scored)
         | "CollectFinished" >> beam.Flatten()
         | "CommitOffsets" >> CommitOffsets(config.kafka_bootstrap, config.consumer_group,
-                                           consumer_factory=clients.offset_consumer)
+                                           consumer_factory=clients.offset_consumer, outage_budget_s=config.outage_budget_s,
+                                           outage_backoff_cap_s=config.outage_backoff_cap_s,
+                                           database_factory=clients.database)
     )

@@ -46,7 +46,11 @@ class StageClients:
 
     def publisher(self, client_id: str) -> EventPublisher:
         # A short linger: a stage flushes after each bundle anyway, so batching beyond the bundle buys nothing.
-        return EventPublisher(producer(self.config.kafka_bootstrap, client_id=client_id, linger_ms=2))
+        def open_producer() -> Any:
+            return producer(self.config.kafka_bootstrap, client_id=client_id, linger_ms=2)
+
+        # Opened on first use, not here: a broker that is down while a worker starts must hold calls, not fail setup.
+        return EventPublisher(None, reopen=open_producer)
 
     def audio_store(self, max_pool: int) -> AudioStore:
         c = self.config

@@ -33,6 +33,10 @@ QUEUE_DEPTH = Gauge("queue_depth", "Consumer lag: log end offset minus committed
 DEAD_LETTERS = Counter("dead_letters_total", "Messages sent to a dead-letter topic", ["stage", "error_type"])
 CALLS_PROCESSED = Counter("pipeline_calls_total", "Calls that completed a stage", ["stage"])
 OFFSETS_COMMITTED = Counter("pipeline_offsets_committed_total", "Offset commits", ["topic"])
+DEPENDENCY_UP = Gauge("dependency_up", "1 while this worker reaches the dependency, 0 while it is held as unavailable",
+                      ["dependency"])
+DEPENDENCY_FAILURES = Counter("dependency_unavailable_total", "Tries that found a dependency unavailable", ["dependency"])
+CALLS_HELD = Gauge("calls_held", "Calls (or sink batches) waiting for an unavailable dependency", ["dependency"])
 
 PORT_SPAN = 16
 

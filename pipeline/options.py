@@ -64,6 +64,8 @@ class JobConfig:
     metrics_host: str
     metrics_port: int
     prism_location: str = ""
+    outage_budget_s: float = 900.0
+    outage_backoff_cap_s: float = 30.0
 
     def __repr__(self) -> str:  # secrets never reach a log line
         return f"JobConfig(kafka={self.kafka_bootstrap}, io={self.kafka_io}, bucket={self.s3_bucket}, scoring={self.scoring_url})"
@@ -110,6 +112,7 @@ def validate_options(options: PipelineOptions, settings: PipelineSettings | None
         avaya_url=s.avaya_url, avaya_user=s.avaya_user, avaya_password=password, scoring_url=s.scoring_url,
         download_concurrency=s.download_concurrency, scoring_concurrency=s.scoring_concurrency,
         download_attempts=s.download_attempts, download_backoff_s=s.download_backoff_s, scoring_attempts=s.scoring_attempts,
-        scoring_backoff_s=s.scoring_backoff_s, dedup_ttl_s=s.dedup_ttl_s, metrics_host=s.pipeline_metrics_host,
+        scoring_backoff_s=s.scoring_backoff_s, dedup_ttl_s=s.dedup_ttl_s, outage_budget_s=s.outage_budget_s,
+        outage_backoff_cap_s=s.outage_backoff_cap_s, metrics_host=s.pipeline_metrics_host,
         metrics_port=s.pipeline_metrics_port, prism_location=s.prism_location,
     )

@@ -94,6 +94,11 @@ def resolve_job_server_jar(configured: str = "") -> str | None:
     raise FlinkJobServerJarMissing(tried)
 
 
+def checkpoint_timeout_ms(outage_budget_s: float) -> int:
+    """The budget plus five minutes for the checkpoint itself, never below Flink's own default of ten minutes."""
+    return int(max(600.0, outage_budget_s + 300.0) * 1000)
+
+
 def given(argv: list[str], flag: str) -> bool:
     """Whether argv sets `flag` (as `--flag value` or `--flag=value`)."""
     return any(arg == flag or arg.startswith(flag + "=") for arg in argv)
@@ -142,6 +147,10 @@ def flink_runner_flags(argv: list[str], settings: PipelineSettings) -> list[str]
     if not given(argv, "--checkpointing_interval"):
         # A Beam pipeline option of the Java runner (milliseconds), accepted through the job server's option list.
         extra.append(f"--checkpointing_interval={DEFAULT_CHECKPOINTING_INTERVAL_MS}")
+    if not given(argv, "--checkpoint_timeout_millis"):
+        # A stage holding calls through an outage keeps its bundle (and so the checkpoint barrier) open for up to the
+        # outage budget; Flink's default timeout (10 min) would fail that checkpoint, and with it the job, first.
+        extra.append(f"--checkpoint_timeout_millis={checkpoint_timeout_ms(settings.outage_budget_s)}")
     if not given(argv, "--flink_job_server_jar"):
         jar = resolve_job_server_jar(settings.flink_job_server_jar)
         if jar:

@@ -132,6 +132,14 @@ class Database:
 
         self._transaction(work)
 
+    def call_statuses(self, call_ids: Sequence[str]) -> dict[str, str]:
+        """The current status of each call that has a row."""
+        def work(cursor: Any) -> dict[str, str]:
+            cursor.execute("SELECT call_id, status FROM call WHERE call_id = ANY(%s)", (list(call_ids),))
+            return dict(cursor.fetchall())
+
+        return self._transaction(work)
+
     def mark_errors(self, reasons: dict[str, str]) -> None:
         if not reasons:
             return

@@ -13,6 +13,8 @@ import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.utils.windowed_value import WindowedValue
 
+from pipeline.io.resilience import RetryPolicy, call_with_policy, hold
+
 log = logging.getLogger(__name__)
 _SEMAPHORES: dict[str, threading.BoundedSemaphore] = {}
 _SEMAPHORES_LOCK = threading.Lock()
@@ -53,7 +55,10 @@ class BatchingDoFn(beam.DoFn):
     Subclasses implement `work(element)` (runs on the pool, each I/O attempt inside `with self.io_slot():`) and
     `complete(held) -> [(tag, value, held)]`, where tag None is the main output. An element is emitted only after `complete`
     returned, i.e. after its batch was written. Subclasses open their clients in setup() and name them in `owned_clients`;
-    teardown closes those that exist.
+    teardown closes those that exist. They keep their `StageClients` as `self.clients`: its config carries the outage budget.
+
+    A batch write runs inside `held(dependency, action)`: while PostgreSQL or Kafka is unavailable it is retried, and the
+    bundle stays open, for up to the outage budget (pipeline/io/resilience.py); only then does the bundle fail.
 
     A bundle that fails (an I/O error escaping `complete`, a worker lost) is retried by the runner as a whole: every element
     is processed again, its I/O repeated. That is safe because nothing of a bundle is emitted before its batch write returned,
@@ -86,6 +91,19 @@ class BatchingDoFn(beam.DoFn):
 
     def complete(self, held: list[Held]) -> list[tuple[str | None, Any, Held]]:
         raise NotImplementedError
+
+    def held(self, dependency: str, action: Any) -> Any:
+        """`action()` retried through an outage of `dependency` for up to the job's outage budget."""
+        config = self.clients.config
+        return hold(dependency, action, config.outage_budget_s, config.outage_backoff_cap_s)
+
+    def with_policy(self, action: Any, attempts: int, backoff: Any, dependencies: tuple[str, ...],
+                    on_error: Any = None) -> Any:
+        """`action()` under the stage's per-call policy (attempts, backoff(n)) and the job's outage budget."""
+        config = self.clients.config
+        policy = RetryPolicy(attempts=attempts, backoff=backoff, budget_s=config.outage_budget_s,
+                             cap_s=config.outage_backoff_cap_s)
+        return call_with_policy(action, policy, dependencies, on_error)
 
     def io_slot(self) -> threading.BoundedSemaphore:
         """Hold this around one I/O attempt (not around a retry's sleep), so failing elements cannot starve healthy ones."""

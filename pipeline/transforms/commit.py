@@ -2,19 +2,34 @@
 
 "Done" = its result, dead letter, or duplicate-drop was written by the sinks upstream. Offsets are committed contiguously per
 partition, so after a crash the job resumes from the group's committed offsets and replays (never skips) what was in flight.
-Kafka transactions leave control records between data records (the poller publishes transactionally): an offset that never
-arrives is checked against the broker and skipped only if no data record holds it.
+
+Kafka transactions leave control records (commit/abort markers) between data records, and read_committed readers never see
+records of aborted transactions: such an offset never arrives here. Whenever the first offset not yet done lies below a done
+one, the broker is asked, once per such offset, whether a data record readable by the job holds it; if not, it is stepped
+over. This happens as elements arrive, so a commit never depends on a timer firing. A processing-time housekeeping timer
+additionally steps over markers at the end of a partition (after the last data record nothing else would arrive) and
+refreshes the queue-depth gauge; should a runner lose that timer, the next element re-arms it.
+
+Kafka being unavailable holds the commit (retried through the outage budget), it never fails the bundle at once.
+
+A position the runner lost: Prism 2.73 was seen (once, during an S3 outage in the fault suite) never delivering the position
+of a message whose call was written SCORED, which would hold the partition's commit forever. When the commit has waited at
+one data record for STRANDED_AFTER_S while later offsets are done, the record is read back and its call looked up; a call
+already SCORED (final: a replay changes nothing) lets the commit move past it, with a warning and
+`commit_positions_recovered` counted. Anything else keeps waiting: the record may still be in flight.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.coders import BooleanCoder, ListCoder, VarIntCoder
+from apache_beam.coders import ListCoder, VarIntCoder
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
@@ -22,10 +37,14 @@ from apache_beam.utils.timestamp import Duration, Timestamp
 
 from pipeline import metrics as prom
 from pipeline.clients import offset_consumer
+from pipeline.io.resilience import KAFKA, POSTGRES, hold
 from pipeline.model import SourcePosition
 
 log = logging.getLogger(__name__)
 HOUSEKEEPING_DELAY_S = 2
+# A housekeeping timer this late (beyond its delay) is taken as lost by the runner and armed again by the next element.
+TIMER_LOST_AFTER_S = 30
+STRANDED_AFTER_S = 120
 
 
 def advance(next_offset: int, done: set[int]) -> int:
@@ -51,17 +70,29 @@ class _CommitFn(beam.DoFn):
     # Finished offsets beyond a gap, as a sorted list: a deterministic coder keeps savepoints independent of pickle. (Named
     # "done_offsets": the state once held a pickled set under "done", which this coder cannot read.)
     DONE = ReadModifyWriteStateSpec("done_offsets", ListCoder(VarIntCoder()))
-    ARMED = ReadModifyWriteStateSpec("armed", BooleanCoder())
+    # The offset the broker last confirmed as a readable data record still in flight (no need to ask again for it).
+    PROBED = ReadModifyWriteStateSpec("probed", VarIntCoder())
+    # When the housekeeping timer was armed (epoch ms); absent = not armed. A time, not a flag, so a lost timer is noticed.
+    ARMED_AT = ReadModifyWriteStateSpec("armed_at_ms", VarIntCoder())
+    # [offset, since epoch ms]: the data record the commit has waited at, and since when (state, so it survives the DoFn).
+    STALLED = ReadModifyWriteStateSpec("stalled", ListCoder(VarIntCoder()))
     HOUSEKEEPING = TimerSpec("housekeeping", TimeDomain.REAL_TIME)
 
-    def __init__(self, group_id: str, consumer_factory: Callable[[], Any]) -> None:
+    def __init__(self, group_id: str, consumer_factory: Callable[[], Any], outage_budget_s: float = 900.0,
+                 outage_backoff_cap_s: float = 30.0, database_factory: Callable[[], Any] | None = None) -> None:
         self.group_id = group_id
         self.consumer_factory = consumer_factory
+        self.database_factory = database_factory
+        self.outage_budget_s = outage_budget_s
+        self.outage_backoff_cap_s = outage_backoff_cap_s
         self.committed = Metrics.counter(self.__class__, "offset_commits")
         self.skipped_gaps = Metrics.counter(self.__class__, "non_data_offsets_skipped")
+        self.recovered = Metrics.counter(self.__class__, "commit_positions_recovered")
 
     def setup(self) -> None:
-        self.consumer = self.consumer_factory()
+        self.consumer: Any = None  # opened on first use: a broker down while the worker starts holds commits, not setup
+        self._waiting: dict[Any, int] = {}
+        self.db: Any = None
 
     def teardown(self) -> None:
         consumer = getattr(self, "consumer", None)  # absent when setup failed
@@ -71,34 +102,125 @@ class _CommitFn(beam.DoFn):
             consumer.close(autocommit=False)
         except Exception as error:  # teardown is best effort: the worker is going away either way
             log.warning("closing the offset consumer failed: %s", error)
+        if getattr(self, "db", None) is not None:
+            self.db.close()
+
+    def _kafka(self, action: Callable[[Any], Any]) -> Any:
+        """action(consumer), held through a Kafka outage."""
+        def attempt() -> Any:
+            if self.consumer is None:
+                self.consumer = self.consumer_factory()
+            return action(self.consumer)
+
+        return hold(KAFKA, attempt, self.outage_budget_s, self.outage_backoff_cap_s)
 
     def _start_offset(self, tp: Any) -> int:
-        committed = self.consumer.committed(tp)
+        committed = self._kafka(lambda consumer: consumer.committed(tp))
         if committed is not None:
             return int(committed)
-        return int(self.consumer.beginning_offsets([tp])[tp])
+        return int(self._kafka(lambda consumer: consumer.beginning_offsets([tp]))[tp])
 
     def _commit(self, tp: Any, offset: int) -> None:
         from kafka.structs import OffsetAndMetadata
 
-        self.consumer.commit({tp: OffsetAndMetadata(offset, "", -1)})
+        self._kafka(lambda consumer: consumer.commit({tp: OffsetAndMetadata(offset, "", -1)}))
         self.committed.inc()
         prom.OFFSETS_COMMITTED.labels(tp.topic).inc()
 
     def _first_data_offset_from(self, tp: Any, offset: int) -> int | None:
         """The offset of the first data record at or after `offset`, or the position past trailing control records; None if
         the broker has nothing there yet."""
-        self.consumer.assign([tp])
-        self.consumer.seek(tp, offset)
-        batches = self.consumer.poll(timeout_ms=2000, max_records=1)
-        for records in batches.values():
-            if records:
-                return int(records[0].offset)
-        position = int(self.consumer.position(tp))
-        return position if position > offset else None
+        def probe(consumer: Any) -> int | None:
+            consumer.assign([tp])
+            consumer.seek(tp, offset)
+            batches = consumer.poll(timeout_ms=2000, max_records=1)
+            for records in batches.values():
+                if records:
+                    return int(records[0].offset)
+            position = int(consumer.position(tp))
+            return position if position > offset else None
+
+        return self._kafka(probe)
+
+    def _record_at(self, tp: Any, offset: int) -> Any:
+        def read(consumer: Any) -> Any:
+            consumer.assign([tp])
+            consumer.seek(tp, offset)
+            for records in consumer.poll(timeout_ms=2000, max_records=1).values():
+                for record in records:
+                    return record.value if record.offset == offset else None
+            return None
+
+        return self._kafka(read)
+
+    def _stranded(self, tp: Any, next_offset: int, done: set[int], stalled_state: Any) -> int:
+        """next_offset, or past it when its position was lost by the runner and its call is already SCORED (docstring)."""
+        if not done or self.database_factory is None:
+            stalled_state.clear()
+            return next_offset
+        now_ms = int(time.time() * 1000)
+        stalled = stalled_state.read()
+        if not stalled or stalled[0] != next_offset:
+            stalled_state.write([next_offset, now_ms])
+            return next_offset
+        waited_s = (now_ms - stalled[1]) / 1000
+        if waited_s < STRANDED_AFTER_S:
+            return next_offset
+        try:
+            call_id = json.loads(self._record_at(tp, next_offset) or b"null")["call_id"]
+        except (ValueError, TypeError, KeyError):
+            return next_offset
+        if self.db is None:
+            self.db = self.database_factory()
+        status = hold(POSTGRES, lambda: self.db.call_statuses([call_id]), self.outage_budget_s,
+                      self.outage_backoff_cap_s).get(call_id)
+        if status != "SCORED":
+            return next_offset
+        log.warning("%s: offset %d (call %s) never reached the commit stage in %d s although its call is SCORED: "
+                    "committing past it", tp, next_offset, call_id, int(waited_s))
+        self.recovered.inc()
+        stalled_state.clear()
+        return advance(next_offset + 1, done)
+
+    def _step_over_gaps(self, tp: Any, next_offset: int, done: set[int], probed: int | None) -> tuple[int, int | None]:
+        """While offsets are done beyond `next_offset`, ask (once per offset) whether next_offset is a data record; step over
+        it when it is not. Returns the new next offset and the last offset confirmed as data."""
+        while done and next_offset < min(done) and probed != next_offset:
+            first = self._first_data_offset_from(tp, next_offset)
+            if first is None:
+                break
+            if first > next_offset:
+                self.skipped_gaps.inc(first - next_offset)
+                next_offset = advance(first, done)
+            else:
+                probed = next_offset  # a data record still in flight: it will arrive
+        return next_offset, probed
+
+    def _reconcile(self, tp: Any, next_offset: int, done: set[int]) -> None:
+        """The broker's committed offset must equal ours: a commit acknowledged around a broker restart can be lost (the
+        coordinator reloads the group's offsets). Behind → commit again. Also say when a gap holds the commit."""
+        broker = self._kafka(lambda consumer: consumer.committed(tp))
+        if broker is None or int(broker) < next_offset:
+            log.warning("%s: the group's committed offset is %s, this job's is %d: committing it again", tp, broker, next_offset)
+            self._commit(tp, next_offset)
+        if done and self._waiting.get(tp) != next_offset:  # once per offset waited at, not every housekeeping round
+            self._waiting[tp] = next_offset
+            log.info("%s: commit waits at offset %d (a data record still in flight); %d later offset(s) done", tp,
+                     next_offset, len(done))
+
+    def _arm(self, armed_at: Any, housekeeping: Any, force: bool = False) -> None:
+        now_ms = int(Timestamp.now().micros // 1000)
+        last = armed_at.read()
+        lost = last is not None and now_ms - last > (HOUSEKEEPING_DELAY_S + TIMER_LOST_AFTER_S) * 1000
+        if force or last is None or lost:
+            if lost:
+                log.warning("the housekeeping timer armed %d s ago never fired; arming it again", (now_ms - last) // 1000)
+            housekeeping.set(Timestamp.now() + Duration(seconds=HOUSEKEEPING_DELAY_S))
+            armed_at.write(now_ms)
 
     def process(self, element: tuple[str, SourcePosition], next_state: Any = beam.DoFn.StateParam(NEXT),
-                done_state: Any = beam.DoFn.StateParam(DONE), armed: Any = beam.DoFn.StateParam(ARMED),
+                done_state: Any = beam.DoFn.StateParam(DONE), probed_state: Any = beam.DoFn.StateParam(PROBED),
+                armed_at: Any = beam.DoFn.StateParam(ARMED_AT),
                 housekeeping: Any = beam.DoFn.TimerParam(HOUSEKEEPING)) -> Iterator[Any]:
         from kafka import TopicPartition
 
@@ -111,18 +233,21 @@ class _CommitFn(beam.DoFn):
         if position.offset >= next_offset:
             done.add(position.offset)
         advanced = advance(next_offset, done)
+        advanced, probed = self._step_over_gaps(tp, advanced, done, probed_state.read())
         if advanced != next_offset:
             self._commit(tp, advanced)
         next_state.write(advanced)
         write_done(done_state, done)
-        if not armed.read():
-            housekeeping.set(Timestamp.now() + Duration(seconds=HOUSEKEEPING_DELAY_S))
-            armed.write(True)
+        if probed is not None:
+            probed_state.write(probed)
+        self._arm(armed_at, housekeeping)
         return iter(())
 
     @on_timer(HOUSEKEEPING)
     def on_housekeeping(self, key: Any = beam.DoFn.KeyParam, next_state: Any = beam.DoFn.StateParam(NEXT),
-                        done_state: Any = beam.DoFn.StateParam(DONE), armed: Any = beam.DoFn.StateParam(ARMED),
+                        done_state: Any = beam.DoFn.StateParam(DONE), probed_state: Any = beam.DoFn.StateParam(PROBED),
+                        armed_at: Any = beam.DoFn.StateParam(ARMED_AT),
+                        stalled_state: Any = beam.DoFn.StateParam(STALLED),
                         housekeeping: Any = beam.DoFn.TimerParam(HOUSEKEEPING)) -> Iterator[Any]:
         from kafka import TopicPartition
 
@@ -130,10 +255,10 @@ class _CommitFn(beam.DoFn):
         tp = TopicPartition(topic, int(partition))
         next_offset = next_state.read()
         done = read_done(done_state)
-        armed.write(False)
+        armed_at.clear()
         if next_offset is None:
             return iter(())
-        end = self.consumer.end_offsets([tp]).get(tp)
+        end = self._kafka(lambda consumer: consumer.end_offsets([tp])).get(tp)
         if end is not None and next_offset < int(end):
             first = self._first_data_offset_from(tp, next_offset)
             if first is not None and first > next_offset:
@@ -144,11 +269,19 @@ class _CommitFn(beam.DoFn):
                 next_offset = advanced
                 next_state.write(next_offset)
                 write_done(done_state, done)
+                probed_state.clear()
+        recovered = self._stranded(tp, next_offset, done, stalled_state)
+        if recovered != next_offset:
+            self._commit(tp, recovered)
+            next_offset = recovered
+            next_state.write(next_offset)
+            write_done(done_state, done)
+            probed_state.clear()
+        self._reconcile(tp, next_offset, done)
         if end is not None:
             prom.QUEUE_DEPTH.labels(topic, str(partition), self.group_id).set(max(0, int(end) - next_offset))
         if done or (end is not None and next_offset < int(end)):
-            housekeeping.set(Timestamp.now() + Duration(seconds=HOUSEKEEPING_DELAY_S))
-            armed.write(True)
+            self._arm(armed_at, housekeeping, force=True)
         return iter(())
 
 
@@ -163,19 +296,28 @@ class CommitOffsets(beam.PTransform):
     Args:
         bootstrap: Kafka bootstrap servers.
         group_id: the consumer group the reader resumes from.
-        consumer_factory: opens the consumer that commits and probes (called in DoFn setup); None: a real one of the group.
+        consumer_factory: opens the consumer that commits and probes (on first use); None: a real one of the group.
+        outage_budget_s, outage_backoff_cap_s: how long a Kafka outage holds the commit, and the longest wait between tries.
+        database_factory: opens the database that tells whether a call whose position went missing is SCORED; None: that
+            recovery is off (the commit waits for the position).
     """
 
-    def __init__(self, bootstrap: str, group_id: str, *, consumer_factory: Callable[[], Any] | None = None) -> None:
+    def __init__(self, bootstrap: str, group_id: str, *, consumer_factory: Callable[[], Any] | None = None,
+                 outage_budget_s: float = 900.0, outage_backoff_cap_s: float = 30.0,
+                 database_factory: Callable[[], Any] | None = None) -> None:
         super().__init__()
         self.group_id = group_id
         self.consumer_factory = consumer_factory or functools.partial(offset_consumer, bootstrap, group_id)
+        self.database_factory = database_factory
+        self.outage_budget_s = outage_budget_s
+        self.outage_backoff_cap_s = outage_backoff_cap_s
 
     def expand(self, positions: Any) -> Any:
         return (
             positions
             | "KeyByPartition" >> beam.Map(partition_key).with_input_types(SourcePosition)
             .with_output_types(tuple[str, SourcePosition])
-            | "Commit" >> beam.ParDo(_CommitFn(self.group_id, self.consumer_factory))
+            | "Commit" >> beam.ParDo(_CommitFn(self.group_id, self.consumer_factory, self.outage_budget_s,
+                                               self.outage_backoff_cap_s, self.database_factory))
             .with_input_types(tuple[str, SourcePosition])
         )

@@ -1,7 +1,9 @@
 """DownloadToS3: stream each recording from the recorder's Replay API into S3, hash it, read its WAV header, record the asset.
 
-Retry policy: a failed replay is retried after a delay that doubles each time (by default 1, 2, 4, 8 s: 5 attempts), then
-goes to audio.ready.dlq.
+Retry policy (pipeline/io/resilience.py): while the recorder or S3 is unavailable (no answer, 408/429/502/503/504, throttling)
+the call is held and retried for up to the outage budget; a replay that fails for this call (HTTP 500, a truncated body) is
+retried after a delay that doubles each time (by default 1, 2, 4, 8 s: 5 attempts), then goes to audio.ready.dlq; a refusal
+(404 once the recorder answered, another 4xx) goes there at once.
 A recording whose header cannot be read is still stored (it is the recording we got): judging audio is the scorer's job.
 """
 
@@ -16,9 +18,9 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from audio.wav import WavError, read_wav_info
-from core.recorder import AvayaError
 from pipeline import metrics as prom
 from pipeline.clients import StageClients
+from pipeline.io.resilience import KAFKA, POSTGRES, RECORDER, S3, UNAVAILABLE
 from pipeline.model import DeadLetter, EnrichedCall, StoredAudio, iso, parse_iso, utcnow
 from pipeline.options import JobConfig
 from pipeline.transforms._bundles import BatchingDoFn, Held
@@ -81,21 +83,27 @@ class _DownloadFn(BatchingDoFn):
 
     def work(self, call: EnrichedCall) -> StoredAudio | DeadLetter:
         attempts = self.config.download_attempts
-        for attempt in range(1, attempts + 1):
+        tries = [0]
+
+        def attempt() -> StoredAudio:
+            tries[0] += 1
             started = time.monotonic()
-            try:
-                with self.io_slot():
-                    stored = self._store_once(call, attempt)
-                prom.DOWNLOAD_LATENCY_MS.observe((time.monotonic() - started) * 1000)
-                return stored
-            except AvayaError as error:
-                self.failures.inc()
-                log.warning("replay of %s failed (attempt %d/%d): %s", call.call_id, attempt, attempts, error)
-                if attempt == attempts:
-                    return DeadLetter.of("download", error, retries=attempts, payload=call.raw, call_id=call.call_id,
-                                         source=call.source)
-                time.sleep(self.config.download_backoff_s * 2 ** (attempt - 1))
-        raise AssertionError("unreachable")
+            with self.io_slot():
+                stored = self._store_once(call, tries[0])
+            prom.DOWNLOAD_LATENCY_MS.observe((time.monotonic() - started) * 1000)
+            return stored
+
+        def on_error(error: BaseException, kind: str, attempt_number: int) -> None:
+            self.failures.inc()
+            counted = "held" if kind == UNAVAILABLE else f"attempt {attempt_number}/{attempts}"
+            log.warning("replay of %s into S3 failed (%s, %s): %s", call.call_id, kind, counted, error)
+
+        try:
+            return self.with_policy(attempt, attempts, lambda n: self.config.download_backoff_s * 2 ** (n - 1),
+                                    (RECORDER, S3), on_error)
+        except Exception as error:  # classified and out of tries: the call's reason goes with it to the DLQ
+            return DeadLetter.of("download", error, retries=tries[0], payload=call.raw, call_id=call.call_id,
+                                 source=call.source)
 
     def complete(self, held: list[Held]) -> list[tuple[str | None, Any, Held]]:
         out: list[tuple[str | None, Any, Held]] = []
@@ -107,18 +115,20 @@ class _DownloadFn(BatchingDoFn):
             else:
                 stored.append((result, item))
         if stored:
-            self.db.record_assets([audio for audio, _ in stored])
+            assets = [audio for audio, _ in stored]
+            self.held(POSTGRES, lambda: self.db.record_assets(assets))
+            messages = []
             for audio, item in stored:
                 delay_ms = int((parse_iso(audio.stored_at) - parse_iso(audio.call.ended_at)).total_seconds() * 1000)
-                self.publisher.send("audio.ready", audio.call_id, {
+                messages.append(("audio.ready", audio.call_id, {
                     "call_id": audio.call_id, "s3_key": audio.s3_key, "sha256": audio.sha256, "duration": audio.duration_s,
                     "sample_rate": audio.sample_rate, "codec": audio.codec or "unknown", "channels": audio.channels,
                     "size_bytes": audio.size_bytes, "agent_id": audio.call.agent_id, "ended_at": audio.call.ended_at,
                     "ingest_delay_ms": max(0, delay_ms),
-                })
+                }))
                 self.bytes.inc(audio.size_bytes)
                 out.append((None, audio, item))
-            self.publisher.flush()
+            self.held(KAFKA, lambda: self.publisher.publish_all(messages))
             self.downloaded.inc(len(stored))
             prom.CALLS_PROCESSED.labels("download").inc(len(stored))
         return out

@@ -10,6 +10,7 @@ from apache_beam.metrics import Metrics
 
 from pipeline import metrics as prom
 from pipeline.clients import StageClients
+from pipeline.io.resilience import KAFKA, POSTGRES
 from pipeline.model import CallEvent, DeadLetter, EnrichedCall, iso, parse_iso, utcnow
 from pipeline.options import JobConfig
 from pipeline.transforms._bundles import BatchingDoFn, Held
@@ -98,17 +99,19 @@ class _EnrichFn(BatchingDoFn):
                 out.append((DEAD_LETTER_TAG, letter, item))
         if not ready:
             return out
-        statuses = self.db.upsert_calls([call for call, _ in ready])
+        calls = [call for call, _ in ready]
+        statuses = self.held(POSTGRES, lambda: self.db.upsert_calls(calls))
         now = utcnow()
+        messages = []
         for call, item in ready:
             prom.INGEST_LAG_SECONDS.labels("pipeline").set(max(0.0, (now - parse_iso(call.ended_at)).total_seconds()))
             if statuses.get(call.call_id) == "SCORED":
                 self.skipped.inc()
                 out.append((ALREADY_SCORED, call.source, item))
                 continue
-            self.publisher.send("calls.enriched", call.call_id, enriched_event(call))
+            messages.append(("calls.enriched", call.call_id, enriched_event(call)))
             out.append((None, call, item))
-        self.publisher.flush()
+        self.held(KAFKA, lambda: self.publisher.publish_all(messages))
         self.enriched.inc(sum(1 for tag, _, _ in out if tag is None))
         prom.CALLS_PROCESSED.labels("enrich").inc(sum(1 for tag, _, _ in out if tag is None))
         return out

@@ -15,11 +15,18 @@ from pipeline.io.records import KafkaRecord
 from pipeline.model import CallEvent, DeadLetter, SourcePosition
 from schemas.contracts import DEAD_LETTER_TAG
 
-MAX_PAYLOAD_CHARS = 1_000_000
+# A calls.raw value is about 1 KB. Anything far larger is refused before it is parsed, and a dead letter keeps at most this
+# much of it: the dead letter must itself fit in a Kafka message (1 MB by default) with its stack and metadata.
+MAX_VALUE_BYTES = 256 * 1024
+MAX_PAYLOAD_CHARS = 64 * 1024
 
 
 class UndecodableMessage(ValueError):
     """The value is not UTF-8 JSON text holding an object."""
+
+
+class OversizedMessage(ValueError):
+    """The value is far larger than any call's metadata."""
 
 
 class KeyMismatch(ValueError):
@@ -29,6 +36,8 @@ class KeyMismatch(ValueError):
 def decode_value(value: bytes | None) -> dict[str, Any]:
     if value is None:
         raise UndecodableMessage("empty message value (tombstone)")
+    if len(value) > MAX_VALUE_BYTES:
+        raise OversizedMessage(f"value of {len(value)} bytes exceeds {MAX_VALUE_BYTES} bytes")
     try:
         decoded = json.loads(value.decode("utf-8"))
     except UnicodeDecodeError as error:
@@ -43,9 +52,12 @@ def decode_value(value: bytes | None) -> dict[str, Any]:
 def original_payload(value: bytes | None) -> Any:
     """What a dead letter keeps of the message: the JSON object when there is one, else the text (replacement chars)."""
     try:
-        return decode_value(value)
-    except UndecodableMessage:
-        return (value or b"").decode("utf-8", errors="replace")[:MAX_PAYLOAD_CHARS]
+        decoded = decode_value(value)
+    except (UndecodableMessage, OversizedMessage):
+        decoded = None
+    if decoded is not None and len(value or b"") <= MAX_PAYLOAD_CHARS:
+        return decoded
+    return (value or b"")[:MAX_PAYLOAD_CHARS].decode("utf-8", errors="replace")
 
 
 class _ParseFn(beam.DoFn):
@@ -63,7 +75,7 @@ class _ParseFn(beam.DoFn):
             key = record.key.decode("utf-8", errors="replace") if record.key is not None else None
             if key is not None and key != value["call_id"]:
                 raise KeyMismatch(f"message key {key[:40]!r} is not the call_id {value['call_id']!r}")
-        except (UndecodableMessage, schemas.SchemaError, KeyMismatch) as error:
+        except (UndecodableMessage, OversizedMessage, schemas.SchemaError, KeyMismatch) as error:
             self.rejected.inc()
             payload = original_payload(record.value)
             call_id = payload.get("call_id") if isinstance(payload, dict) and isinstance(payload.get("call_id"), str) else None

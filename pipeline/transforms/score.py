@@ -1,4 +1,9 @@
-"""ScoreCall: stream each stored recording from S3 to the scoring service; 5xx/timeouts retried with jitter, 4xx dead at once."""
+"""ScoreCall: stream each stored recording from S3 to the scoring service.
+
+Retry policy (pipeline/io/resilience.py): while the service or S3 is unavailable (refused, timed out, 408/429/502/503/504) the
+call is held and retried for up to the outage budget; an error of this call (HTTP 500, an unusable answer) is retried with full
+jitter up to `scoring_attempts` times, then dead-lettered; a 4xx refusal goes to scoring.results.dlq at once.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from apache_beam.metrics import Metrics
 
 from pipeline import metrics as prom
 from pipeline.clients import StageClients
-from pipeline.io.scoring_client import ScoringError
+from pipeline.io.resilience import S3, SCORING, UNAVAILABLE
 from pipeline.model import DeadLetter, ScoredCall, StoredAudio, iso, utcnow
 from pipeline.options import JobConfig
 from pipeline.transforms._bundles import BatchingDoFn, Held
@@ -56,21 +61,25 @@ class _ScoreFn(BatchingDoFn):
 
     def work(self, audio: StoredAudio) -> ScoredCall | DeadLetter:
         attempts = self.config.scoring_attempts
-        for attempt in range(1, attempts + 1):
-            try:
-                with self.io_slot():
-                    return self._score_once(audio)
-            except (ScoringError, KeyError, ValueError) as error:
-                self.failures.inc()
-                retryable = isinstance(error, ScoringError) and error.retryable
-                log.warning("scoring %s failed (attempt %d/%d, %s): %s", audio.call_id, attempt, attempts,
-                            "retryable" if retryable else "permanent", error)
-                if not retryable or attempt == attempts:
-                    return DeadLetter.of("score", error, retries=attempt, payload=audio.call.raw, call_id=audio.call_id,
-                                         source=audio.source)
-                # Full jitter: retries of many workers after a scoring outage spread out instead of arriving together.
-                time.sleep(random.uniform(0, self.config.scoring_backoff_s * 2 ** (attempt - 1)))
-        raise AssertionError("unreachable")
+        tries = [0]
+
+        def attempt() -> ScoredCall:
+            tries[0] += 1
+            with self.io_slot():
+                return self._score_once(audio)
+
+        def on_error(error: BaseException, kind: str, attempt_number: int) -> None:
+            self.failures.inc()
+            counted = "held" if kind == UNAVAILABLE else f"attempt {attempt_number}/{attempts}"
+            log.warning("scoring %s failed (%s, %s): %s", audio.call_id, kind, counted, error)
+
+        # Full jitter: retries of many workers after an error spread out instead of arriving together.
+        backoff = lambda n: random.uniform(0, self.config.scoring_backoff_s * 2 ** (n - 1))  # noqa: E731
+        try:
+            return self.with_policy(attempt, attempts, backoff, (S3, SCORING), on_error)
+        except Exception as error:  # classified and out of tries: the call's reason goes with it to the DLQ
+            return DeadLetter.of("score", error, retries=tries[0], payload=audio.call.raw, call_id=audio.call_id,
+                                 source=audio.source)
 
     def complete(self, held: list[Held]) -> list[tuple[str | None, Any, Held]]:
         out: list[tuple[str | None, Any, Held]] = []

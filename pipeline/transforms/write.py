@@ -10,6 +10,7 @@ from apache_beam.metrics import Metrics
 
 from pipeline import metrics as prom
 from pipeline.clients import StageClients
+from pipeline.io.resilience import KAFKA, POSTGRES
 from pipeline.model import DeadLetter, ScoredCall, SourcePosition, parse_iso
 from pipeline.options import JobConfig
 from pipeline.transforms._bundles import BatchingDoFn, Held
@@ -34,15 +35,15 @@ class _WriteResultsFn(BatchingDoFn):
         scored: list[ScoredCall] = [item.element for item in held]
         end_to_end = {s.call_id: max(0, int((parse_iso(s.scored_at) - parse_iso(s.audio.call.ended_at)).total_seconds() * 1000))
                       for s in scored}
-        self.db.record_scores(scored, end_to_end)
+        self.held(POSTGRES, lambda: self.db.record_scores(scored, end_to_end))
+        messages = [("scoring.results", result.call_id, {
+            "call_id": result.call_id, "score": result.score, "scorable": result.scorable, "reason": result.reason,
+            "model_version": result.model_version, "latency_ms": result.latency_ms,
+            "end_to_end_ms": end_to_end[result.call_id], "breakdown": result.breakdown,
+        }) for result in scored]
+        self.held(KAFKA, lambda: self.publisher.publish_all(messages))
         for result in scored:
-            self.publisher.send("scoring.results", result.call_id, {
-                "call_id": result.call_id, "score": result.score, "scorable": result.scorable, "reason": result.reason,
-                "model_version": result.model_version, "latency_ms": result.latency_ms,
-                "end_to_end_ms": end_to_end[result.call_id], "breakdown": result.breakdown,
-            })
             prom.END_TO_END_SECONDS.observe(end_to_end[result.call_id] / 1000)
-        self.publisher.flush()
         self.written.inc(len(scored))
         prom.CALLS_PROCESSED.labels("score").inc(len(scored))
         return [(None, item.element.source, item) for item in held]
@@ -93,13 +94,14 @@ class _WriteDeadLettersFn(BatchingDoFn):
 
     def complete(self, held: list[Held]) -> list[tuple[str | None, Any, Held]]:
         letters: list[DeadLetter] = [item.element for item in held]
+        messages = [(letter.topic, letter.call_id or "unknown", dead_letter_value(letter)) for letter in letters]
+        self.held(KAFKA, lambda: self.publisher.publish_all(messages))
         for letter in letters:
-            self.publisher.send(letter.topic, letter.call_id or "unknown", dead_letter_value(letter))
             prom.DEAD_LETTERS.labels(letter.stage, letter.error_type).inc()
-        self.publisher.flush()
         # Calls that reached the database (download/score failures) show ERROR until a requeue moves them on.
-        self.db.mark_errors({letter.call_id: f"{letter.stage}: {letter.error_type}: {letter.error}"[:1000] for letter in letters
-                             if letter.call_id and letter.stage in STAGES_WITH_CALL_ROW})
+        reasons = {letter.call_id: f"{letter.stage}: {letter.error_type}: {letter.error}"[:1000] for letter in letters
+                   if letter.call_id and letter.stage in STAGES_WITH_CALL_ROW}
+        self.held(POSTGRES, lambda: self.db.mark_errors(reasons))
         self.written.inc(len(letters))
         return [(None, item.element.source, item) for item in held if item.element.source is not None]
 

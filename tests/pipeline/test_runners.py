@@ -63,12 +63,13 @@ def test_defaults_name_the_configured_cluster_the_worker_pool_checkpointing_and_
     flags = runners.flink_runner_flags(["--runner=FlinkRunner"], _settings(**LOCAL))
     assert flags == ["--flink_master=localhost:8081", "--flink_version=1.20", "--environment_type=EXTERNAL",
                      "--environment_config=localhost:50000", "--checkpointing_interval=30000",
-                     f"--flink_job_server_jar={jar}"]
+                     "--checkpoint_timeout_millis=1200000", f"--flink_job_server_jar={jar}"]
 
 
 def test_given_flags_are_kept(jar: Path) -> None:
     argv = ["--runner=FlinkRunner", "--flink_master=flink-jobmanager:8081", "--flink_version=1.20", "--parallelism=4",
-            "--checkpointing_interval=10000", "--environment_type=EXTERNAL", "--environment_config=pool:50000"]
+            "--checkpointing_interval=10000", "--checkpoint_timeout_millis=60000", "--environment_type=EXTERNAL",
+            "--environment_config=pool:50000"]
     assert runners.flink_runner_flags(argv, _settings()) == [f"--flink_job_server_jar={jar}"]
     options = _all(argv)
     assert options.view_as(FlinkRunnerOptions).parallelism == 4
@@ -136,3 +137,9 @@ def test_run_pipeline_without_a_jar_exits_2_with_one_message_and_starts_nothing(
     assert "Traceback" not in result.stderr
     assert set(_job_server_processes()) - before == set()
     assert not (home / ".apache_beam").exists(), "Beam never got as far as its jar cache"
+
+
+def test_the_checkpoint_timeout_outlasts_the_outage_budget() -> None:
+    assert runners.checkpoint_timeout_ms(900) == 1_200_000
+    assert runners.checkpoint_timeout_ms(3600) == 3_900_000
+    assert runners.checkpoint_timeout_ms(0) == 600_000  # never below Flink's default

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.recorder import AvayaError
+from core.recorder import AvayaError, AvayaUnavailable
 from pipeline.clients import StageClients
 from pipeline.io.publisher import EventPublisher
 from pipeline.io.storage import AudioStore
@@ -51,6 +51,9 @@ class World:
     opened: list[str] = field(default_factory=list)
     closed: list[str] = field(default_factory=list)
     broken_factories: set[str] = field(default_factory=set)  # client factories that raise, as a failing setup would
+    record_calls: dict[tuple[str, int, int], str] = field(default_factory=dict)  # (topic, partition, offset) -> call_id
+    outages: Counter[str] = field(default_factory=Counter)  # client -> how many more operations find its service down
+    outage_hits: Counter[str] = field(default_factory=Counter)  # client -> operations that found it down
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def fail_replay(self, call_id: str, times: int, error: Callable[[], AvayaError], *, mid_stream: bool = False) -> None:
@@ -67,6 +70,15 @@ class World:
         """A partition whose log holds data records at `data_offsets`; every other offset below `end` is a control record."""
         self.partitions[(topic, partition)] = (frozenset(data_offsets), end)
 
+    def take_outage(self, client: str) -> None:
+        """Raise the error a real client raises while its service is down, if `client` still has an outage to serve."""
+        with self.lock:
+            if self.outages[client] <= 0:
+                return
+            self.outages[client] -= 1
+            self.outage_hits[client] += 1
+        raise OUTAGE_ERRORS[client]()
+
     def topic(self, name: str) -> list[dict[str, Any]]:
         return [value for topic, _, value in self.published if topic == name]
 
@@ -80,6 +92,37 @@ class World:
             failures[call_id] = (times - 1, error)
         return error()
 
+
+def _database_down() -> Exception:
+    import psycopg2
+
+    return psycopg2.OperationalError("connection to server at 127.0.0.1 failed: Connection refused")
+
+
+def _kafka_down() -> Exception:
+    from kafka.errors import KafkaTimeoutError
+
+    return KafkaTimeoutError("Batch for TopicPartition(topic='x', partition=0) containing 1 record(s) expired")
+
+
+def _s3_down() -> Exception:
+    from botocore.exceptions import EndpointConnectionError
+
+    return EndpointConnectionError(endpoint_url="http://127.0.0.1:9/fake-audio")
+
+
+def _scoring_down() -> Exception:
+    from pipeline.io.scoring_client import ScoringUnavailable
+
+    return ScoringUnavailable("scoring service unreachable: Connection refused")
+
+
+# What each fake raises during an outage: the error its real client raises when the service is down.
+OUTAGE_ERRORS: dict[str, Callable[[], Exception]] = {
+    "database": _database_down, "publisher": _kafka_down, "audio_store": _s3_down, "scoring": _scoring_down,
+    "recorder": lambda: AvayaUnavailable("replay failed after 1 attempts: ConnectionError: refused", None),
+    "offset_consumer": _kafka_down,
+}
 
 WORLDS: dict[str, World] = {}
 
@@ -139,6 +182,7 @@ class FakeDatabase:
         self.world.db_calls.append((method, tuple(sorted(call_ids))))
 
     def upsert_calls(self, calls: list[EnrichedCall]) -> dict[str, str]:
+        self.world.take_outage("database")
         with self.world.lock:
             self._log("upsert_calls", [c.call_id for c in calls])
             for call in calls:
@@ -147,6 +191,7 @@ class FakeDatabase:
             return {c.call_id: self.world.statuses[c.call_id] for c in calls}
 
     def record_assets(self, assets: list[StoredAudio]) -> None:
+        self.world.take_outage("database")
         with self.world.lock:
             self._log("record_assets", [a.call_id for a in assets])
             for asset in assets:
@@ -155,15 +200,22 @@ class FakeDatabase:
                     self.world.statuses[asset.call_id] = "DOWNLOADED"
 
     def record_scores(self, scored: list[ScoredCall], end_to_end_ms: dict[str, int]) -> None:
+        self.world.take_outage("database")
         with self.world.lock:
             self._log("record_scores", [s.call_id for s in scored])
             for result in scored:
                 self.world.scores[result.call_id] = result
                 self.world.statuses[result.call_id] = "SCORED"
 
+    def call_statuses(self, call_ids: list[str]) -> dict[str, str]:
+        self.world.take_outage("database")
+        with self.world.lock:
+            return {call_id: self.world.statuses[call_id] for call_id in call_ids if call_id in self.world.statuses}
+
     def mark_errors(self, reasons: dict[str, str]) -> None:
         if not reasons:
             return
+        self.world.take_outage("database")
         with self.world.lock:
             self._log("mark_errors", list(reasons))
             for call_id, reason in reasons.items():
@@ -194,7 +246,7 @@ class FakeProducer:
         return _Acknowledged()
 
     def flush(self, timeout: float | None = None) -> None:
-        return None
+        self.world.take_outage("publisher")
 
     def close(self, timeout: float | None = None) -> None:
         with self.world.lock:
@@ -208,6 +260,7 @@ class FakeS3:
         self.world = world
 
     def put_object(self, *, Bucket: str, Key: str, Body: bytes, **_: Any) -> dict[str, Any]:  # noqa: N803 - boto3's names
+        self.world.take_outage("audio_store")
         with self.world.lock:
             self.world.objects[Key] = bytes(Body)
             return {"VersionId": f"v{len(self.world.objects)}"}
@@ -250,6 +303,7 @@ class FakeRecorder:
         self.world = world
 
     def replay(self, inum: str) -> FakeReplay:
+        self.world.take_outage("recorder")
         with self.world.lock:
             self.world.replays[inum] += 1
             error = self.world.take_failure(self.world.replay_failures, inum)
@@ -278,6 +332,7 @@ class FakeScoring:
         self.world = world
 
     def score(self, *, call_id: str, agent_id: str | None, audio: Any, size: int, channel_layout: str | None = None) -> dict:
+        self.world.take_outage("scoring")
         body = audio.read()
         if len(body) != size:
             raise AssertionError(f"scoring got {len(body)} bytes of {size}")
@@ -297,6 +352,7 @@ class FakeScoring:
 @dataclass(frozen=True)
 class _Record:
     offset: int
+    value: bytes | None = None
 
 
 class FakeConsumer:
@@ -320,6 +376,7 @@ class FakeConsumer:
         return {tp: self._layout(tp)[1] for tp in partitions}
 
     def commit(self, offsets: dict[Any, Any]) -> None:
+        self.world.take_outage("offset_consumer")
         with self.world.lock:
             for tp, meta in offsets.items():
                 self.world.group_offsets[(tp.topic, tp.partition)] = meta.offset
@@ -338,7 +395,8 @@ class FakeConsumer:
             data, end = self._layout(tp)
             following = [offset for offset in data if offset >= position]
             if following:
-                found[tp] = [_Record(min(following))]
+                call_id = self.world.record_calls.get((tp.topic, tp.partition, min(following)))
+                found[tp] = [_Record(min(following), json.dumps({"call_id": call_id}).encode() if call_id else None)]
                 self.positions[tp] = min(following) + 1
             else:
                 self.positions[tp] = end

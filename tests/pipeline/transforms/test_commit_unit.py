@@ -11,6 +11,7 @@ from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.test_stream import TestStream
 
+from pipeline.io.resilience import OutageBudgetExceeded, breaker
 from pipeline.model import SourcePosition
 from pipeline.transforms import commit
 from pipeline.transforms.commit import CommitOffsets, _CommitFn
@@ -39,7 +40,7 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FakeClients, World]
         drop_world(token)
 
 
-def run(clients: FakeClients, offsets_in_arrival_order: list[list[int]]) -> None:
+def run(clients: FakeClients, offsets_in_arrival_order: list[list[int]], *, recover: bool = False) -> None:
     # The DirectRunner's test clock starts at 0 while the DoFn arms its timers in wall time: move the clock to just past now
     # (the margin covers the pipeline's start; until wall time catches up, housekeeping runs at every chance, harmlessly).
     stream = TestStream().advance_processing_time(round(time.time() + 1.5, 3))
@@ -49,7 +50,8 @@ def run(clients: FakeClients, offsets_in_arrival_order: list[list[int]]) -> None
     p = TestPipeline(runner="BundleBasedDirectRunner")
     p.options.view_as(StandardOptions).streaming = True
     with p:
-        _ = p | stream | CommitOffsets("unused:9", "unit", consumer_factory=clients.offset_consumer)
+        _ = p | stream | CommitOffsets("unused:9", "unit", consumer_factory=clients.offset_consumer,
+                                       database_factory=clients.database if recover else None)
 
 
 def test_commits_past_markers_when_every_data_record_is_done(fakes: tuple[FakeClients, World]) -> None:
@@ -80,11 +82,92 @@ def test_done_offsets_are_kept_with_a_deterministic_coder() -> None:
     assert coder.decode(coder.encode([5, 9, 2**40])) == [5, 9, 2**40]
 
 
-def test_teardown_after_a_failed_setup(fakes: tuple[FakeClients, World]) -> None:
+def test_a_consumer_that_cannot_open_is_held_then_reported(fakes: tuple[FakeClients, World]) -> None:
+    from kafka import TopicPartition
+
     clients, world = fakes
     world.broken_factories.add("offset_consumer")
-    fn = _CommitFn("unit", clients.offset_consumer)
-    with pytest.raises(ConnectionError):
-        fn.setup()
+    fn = _CommitFn("unit", clients.offset_consumer, outage_budget_s=0.0)
+    fn.setup()  # opens nothing: a broker that is down while the worker starts must not fail the setup
+    with pytest.raises(OutageBudgetExceeded) as raised:
+        fn._start_offset(TopicPartition(TOPIC, 0))
+    assert raised.value.dependency == "kafka"
     fn.teardown()
     assert world.closed == []
+    breaker("kafka").succeeded()  # the breaker is per process: leave it closed for the tests that follow
+
+
+@pytest.fixture
+def no_housekeeping(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The housekeeping timer is never armed: what a runner that lost it would look like."""
+    monkeypatch.setattr(_CommitFn, "_arm", lambda self, *args, **kwargs: None)
+
+
+@pytest.mark.usefixtures("no_housekeeping")
+def test_a_committed_offset_on_a_marker_is_stepped_over_without_the_timer(fakes: tuple[FakeClients, World]) -> None:
+    clients, world = fakes
+    world.group_offsets[(TOPIC, 0)] = 3  # the group stopped on the first transaction's commit marker
+    run(clients, [[4, 5, 6], [8, 9, 10]])
+    # 3 and 7 are markers, stepped over as elements arrive; 11 (the trailing marker) is the timer's job: 11 is past the
+    # last data record (10), which is what "nothing stranded" needs.
+    assert world.group_offsets[(TOPIC, 0)] == 11
+
+
+@pytest.mark.usefixtures("no_housekeeping")
+def test_restart_from_a_committed_offset_mid_partition(fakes: tuple[FakeClients, World]) -> None:
+    clients, world = fakes
+    world.group_offsets[(TOPIC, 0)] = 5  # a restart in the middle of the second transaction
+    run(clients, [[8, 6], [5]])  # replayed out of order; 7 is a marker
+    assert world.group_offsets[(TOPIC, 0)] == 9
+    assert [offset for _, _, offset in world.commits] == [9]  # nothing committed before 5 arrived, never backwards
+
+
+@pytest.mark.usefixtures("no_housekeeping")
+def test_a_data_record_in_flight_is_asked_about_once_and_holds_the_commit(fakes: tuple[FakeClients, World]) -> None:
+    clients, world = fakes
+    run(clients, [[0, 1], [2, 5], [6], [8]])  # 4 is a data record still in flight
+    assert world.group_offsets[(TOPIC, 0)] == 4  # 3 (a marker) stepped over; 4 holds the rest
+
+
+class _State:
+    def __init__(self, value: int | None = None) -> None:
+        self.value = value
+
+    def read(self) -> int | None:
+        return self.value
+
+    def write(self, value: int) -> None:
+        self.value = value
+
+    def clear(self) -> None:
+        self.value = None
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.set_at: list[object] = []
+
+    def set(self, when: object) -> None:
+        self.set_at.append(when)
+
+
+def test_a_lost_housekeeping_timer_is_armed_again_by_the_next_element() -> None:
+    fn = _CommitFn("unit", lambda: None)
+    now_ms = int(time.time() * 1000)
+    pending, timer = _State(now_ms - 1000), _Timer()
+    fn._arm(pending, timer)
+    assert timer.set_at == [], "a timer armed a second ago is still pending: not re-armed (that would starve it)"
+    lost = _State(now_ms - (commit.HOUSEKEEPING_DELAY_S + commit.TIMER_LOST_AFTER_S + 5) * 1000)
+    fn._arm(lost, timer)
+    assert len(timer.set_at) == 1 and lost.value is not None and lost.value >= now_ms
+
+
+@pytest.mark.parametrize("status,expected", [("SCORED", 5), ("ERROR", 0)])
+def test_a_position_the_runner_lost_is_passed_only_when_its_call_is_scored(
+        fakes: tuple[FakeClients, World], monkeypatch: pytest.MonkeyPatch, status: str, expected: int) -> None:
+    clients, world = fakes
+    monkeypatch.setattr(commit, "STRANDED_AFTER_S", 0)
+    world.record_calls[(TOPIC, 0, 0)] = "c0"
+    world.statuses["c0"] = status
+    run(clients, [[1, 2, 4], [], [], []], recover=True)  # offset 0's position never arrives
+    assert world.group_offsets.get((TOPIC, 0), 0) == expected  # SCORED: past 0-4 (3 a marker); else it keeps waiting

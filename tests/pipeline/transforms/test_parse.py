@@ -61,3 +61,16 @@ def test_good_and_bad_records_are_split() -> None:
                     equal_to([True, True]), label="named fields")
         kept = dead | "Payload" >> beam.Filter(lambda d: d.source.offset == 2) | beam.Map(lambda d: isinstance(d.payload, str))
         assert_that(kept, equal_to([True]), label="raw payload kept")
+
+
+def test_an_oversized_value_is_dead_with_a_bounded_payload() -> None:
+    from pipeline.transforms.parse import MAX_PAYLOAD_CHARS, MAX_VALUE_BYTES
+    from pipeline.transforms.write import dead_letter_value
+
+    huge = json.dumps(raw_value("1101", skill="x" * (MAX_VALUE_BYTES + 10))).encode()
+    just_big = json.dumps(raw_value("1102", duration=-3, note="y" * (MAX_PAYLOAD_CHARS + 10))).encode()
+    with TestPipeline(runner=RUNNER) as p:
+        _, dead = p | beam.Create([record(1, b"1101", huge), record(2, b"1102", just_big)]) | ParseAndValidate()
+        assert_that(dead | beam.Map(lambda d: (d.source.offset, d.error_type, isinstance(d.payload, str),
+                                               len(json.dumps(dead_letter_value(d))) < 200_000)),
+                    equal_to([(1, "OversizedMessage", True, True), (2, "SchemaError", True, True)]))

@@ -17,7 +17,7 @@ from audio.wav import wav_header
 from core.recorder import AvayaBadResponse, AvayaUnavailable
 from pipeline.build import build_pipeline
 from pipeline.clients import StageClients
-from pipeline.io.scoring_client import ScoringRejected, ScoringTimeout, ScoringUnavailable
+from pipeline.io.scoring_client import ScoringRejected, ScoringUnavailable
 from pipeline.model import CallEvent, DeadLetter, EnrichedCall, ScoredCall, SourcePosition, StoredAudio
 from pipeline.options import JobConfig
 from pipeline.transforms._bundles import BatchingDoFn
@@ -30,6 +30,7 @@ from tests.pipeline.transforms.fakes import FOREVER, FakeClients, World, drop_wo
 
 RUNNER = "BundleBasedDirectRunner"
 ATTEMPTS = 3
+OUTAGE_BUDGET_S = 1.0  # how long the fakes' outages may hold a call here (the real default is 15 minutes)
 STARTED_AT = "2026-11-25T09:58:00+00:00"
 ENDED_AT = "2026-11-25T09:59:46+00:00"
 
@@ -42,7 +43,7 @@ def job_config() -> JobConfig:
         s3_bucket="unused", s3_region=None, s3_access_key=None, s3_secret_key=None, avaya_url="http://127.0.0.1:9",
         avaya_user="unit", avaya_password="unit", scoring_url="http://127.0.0.1:9", download_concurrency=2,
         scoring_concurrency=2, download_attempts=ATTEMPTS, download_backoff_s=0, scoring_attempts=ATTEMPTS, scoring_backoff_s=0,
-        dedup_ttl_s=60, metrics_host="127.0.0.1", metrics_port=0,
+        dedup_ttl_s=60, metrics_host="127.0.0.1", metrics_port=0, outage_budget_s=OUTAGE_BUDGET_S, outage_backoff_cap_s=0.05,
     )
 
 
@@ -159,9 +160,9 @@ def test_download_retries_failing_replays_and_dead_letters_one_that_never_succee
     world = fakes.world
     for call_id in ("2001", "2002", "2003"):
         world.recordings[call_id] = wav(1.0)
-    world.fail_replay("2001", ATTEMPTS - 1, lambda: AvayaUnavailable("HTTP 503"))
+    world.fail_replay("2001", ATTEMPTS - 1, lambda: AvayaUnavailable("HTTP 500", 500))
     world.fail_replay("2002", 1, lambda: AvayaBadResponse("truncated", "replay ended early"), mid_stream=True)
-    world.fail_replay("2003", FOREVER, lambda: AvayaUnavailable("HTTP 503"))
+    world.fail_replay("2003", FOREVER, lambda: AvayaUnavailable("HTTP 500", 500))
     calls = [enriched("2001", 1), enriched("2002", 2), enriched("2003", 3)]
     with TestPipeline(runner=RUNNER) as p:
         audio, dead = p | beam.Create(calls) | DownloadToS3(fakes.config, fakes.clients)
@@ -202,17 +203,17 @@ def test_score_streams_the_stored_recording_and_builds_the_result(fakes: Fakes) 
     assert world.scoring_requests == [("4001", "1234", audio.sha256)]
 
 
-def test_score_rejection_is_dead_at_once_and_unavailability_is_retried(fakes: Fakes) -> None:
+def test_score_rejection_is_dead_at_once_and_errors_are_retried(fakes: Fakes) -> None:
     world = fakes.world
     rejected, flaky, down = stored(world, "5001", 1), stored(world, "5002", 2), stored(world, "5003", 3)
     world.fail_scoring("5001", FOREVER, lambda: ScoringRejected("HTTP 422 not audio", 422))
     world.fail_scoring("5002", ATTEMPTS - 1, lambda: ScoringUnavailable("HTTP 503", 503))
-    world.fail_scoring("5003", FOREVER, lambda: ScoringTimeout("read timed out"))
+    world.fail_scoring("5003", FOREVER, lambda: ScoringUnavailable("HTTP 500", 500))
     with TestPipeline(runner=RUNNER) as p:
         results, dead = p | beam.Create([rejected, flaky, down]) | ScoreCall(fakes.config, fakes.clients)
         assert_that(results | beam.Map(lambda s: s.call_id), equal_to(["5002"]), label="scored after retries")
         assert_that(failure(dead, "Dead"), equal_to([("5001", "score", "ScoringRejected", 1),
-                                                     ("5003", "score", "ScoringTimeout", ATTEMPTS)]), label="dead")
+                                                     ("5003", "score", "ScoringUnavailable", ATTEMPTS)]), label="dead")
         assert_that(dead | beam.Map(lambda d: d.topic), equal_to(["scoring.results.dlq"] * 2), label="dlq topic")
     attempts = {call_id: sum(1 for request in world.scoring_requests if request[0] == call_id) for call_id in ("5001", "5002",
                                                                                                                  "5003")}
@@ -284,7 +285,7 @@ def test_every_message_leaves_the_io_stages_exactly_once(fakes: Fakes) -> None:
     for call_id in ("8001", "8002", "8003", "8004"):
         world.recordings[call_id] = wav(1.0)
     world.statuses["8005"] = "SCORED"
-    world.fail_replay("8003", FOREVER, lambda: AvayaUnavailable("HTTP 503"))
+    world.fail_replay("8003", FOREVER, lambda: AvayaUnavailable("HTTP 500", 500))
     world.fail_scoring("8004", FOREVER, lambda: ScoringRejected("HTTP 422", 422))
     world.fail_scoring("8001", 1, lambda: ScoringUnavailable("HTTP 502", 502))
     inputs = [event("8001", 1), event("8002", 2, started_at="2026-11-25T10:30:00+00:00"), event("8003", 3), event("8004", 4),
