@@ -26,6 +26,10 @@ class PipelineSettings(KafkaSettings, DatabaseSettings, S3Settings, RecorderSett
     download_backoff_s: float = Field(default=1.0, ge=0, description="first download retry delay; doubles each attempt")
     scoring_attempts: int = Field(default=3, ge=1, description="scoring attempts on 5xx/timeouts (4xx: dead letter at once)")
     scoring_backoff_s: float = Field(default=1.0, ge=0, description="base of the scoring retry delay (full jitter)")
+    outage_budget_s: float = Field(default=900.0, ge=0, description="how long a call is held and retried while a dependency "
+                                   "(recorder, S3, scoring, PostgreSQL, Kafka) is unavailable before the job gives up on it")
+    outage_backoff_cap_s: float = Field(default=30.0, gt=0, description="longest wait between two tries of an unavailable "
+                                                                         "dependency (capped exponential backoff with jitter)")
     dedup_ttl_s: int = Field(default=24 * 3600, ge=1, description="how long DedupPerCall remembers a call_id (event time, s)")
     pipeline_metrics_host: str = Field(default="127.0.0.1", json_schema_extra={"flag": "--metrics_host"},
                                        description="address the worker's Prometheus endpoint binds (0.0.0.0 in a container)")
@@ -40,3 +44,27 @@ class PipelineSettings(KafkaSettings, DatabaseSettings, S3Settings, RecorderSett
                                                               "its download from Maven Central)")
     prism_location: str = Field(default="", description="path of the Prism binary for --runner=DirectRunner/PrismRunner "
                                                         "(empty: Beam downloads it)")
+    # Process level (pipeline/supervisor.py, pipeline/fencing.py): read by run_pipeline.py / ccas-pipeline before the job starts.
+    pipeline_restart: Literal["no", "on-failure"] = Field(
+        default="no", json_schema_extra={"flag": "--restart"},
+        description="on-failure: run the job as a supervised child process and restart it when it fails or dies "
+                    "(capped exponential backoff); no: run it in this process, exit when it ends")
+    pipeline_restart_backoff_s: float = Field(default=1.0, gt=0, json_schema_extra={"flag": "--restart_backoff_s"},
+                                              description="first delay before a restart; doubles with each failure in a row")
+    pipeline_restart_backoff_max_s: float = Field(default=60.0, gt=0, json_schema_extra={"flag": "--restart_backoff_max_s"},
+                                                  description="longest delay between two restarts")
+    pipeline_restart_reset_s: float = Field(default=300.0, gt=0, json_schema_extra={"flag": "--restart_reset_s"},
+                                            description="a child that ran this long (s) before failing restarts after the "
+                                                        "first delay again")
+    supervisor_metrics_port: int = Field(default=0, ge=0, le=65535,
+                                         description="Prometheus port of the supervisor (pipeline_restarts_total; 0: off); "
+                                                     "must lie outside the workers' --metrics_port span")
+    pipeline_standby: bool = Field(default=False, json_schema_extra={"flag": "--standby"},
+                                   description="when another pipeline holds the consumer group, wait until it is released "
+                                               "and then start (instead of exiting with code 3)")
+    fencing_check_interval_s: float = Field(default=5.0, gt=0,
+                                            description="how often the consumer-group lock is verified while the job runs, "
+                                                        "and retried on standby")
+    fencing_connect_timeout_s: float = Field(default=120.0, ge=0,
+                                             description="how long PostgreSQL may stay unreachable at start (taking the "
+                                                         "consumer-group lock) before the pipeline gives up with exit code 1")
