@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 HOUSEKEEPING_DELAY_S = 2
 # A housekeeping timer this late (beyond its delay) is taken as lost by the runner and armed again by the next element.
 TIMER_LOST_AFTER_S = 30
-STRANDED_AFTER_S = 120
+STRANDED_AFTER_S = 60
 
 
 def advance(next_offset: int, done: set[int]) -> int:

@@ -51,18 +51,24 @@ def wait_until(condition: Callable[[], Any], timeout_s: float, what: str, apps: 
 @contextmanager
 def scratch_database(base_url: str) -> Iterator[str]:
     name = f"ccas_e2e_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(base_url)
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
+
+    def admin(statement: str) -> None:
+        # A connection per statement: a fault test may restart PostgreSQL while the database is in use.
+        connection = psycopg2.connect(base_url)
+        connection.autocommit = True
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(statement)
+        finally:
+            connection.close()
+
+    admin(f'CREATE DATABASE "{name}"')
     url = urlunsplit(urlsplit(base_url)._replace(path=f"/{name}"))
     try:
         db_admin.upgrade(url)
         yield url
     finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+        admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def query(url: str, sql: str, params: Any = None) -> list[tuple]:
@@ -111,7 +117,10 @@ def read_since(bootstrap: str, topic: str, since: dict[int, int], with_positions
             consumer.seek(tp, since.get(tp.partition, 0))
         values = []
         for record in consumer:
-            value = json.loads(record.value)
+            try:
+                value = json.loads(record.value)
+            except (ValueError, TypeError):  # a poison message a fault test put there on purpose
+                value = {"undecodable": (record.value or b"")[:80].hex()}
             values.append((record.partition, record.offset, value) if with_positions else value)
             if all(consumer.position(tp) >= ends[tp] for tp in partitions):
                 break
@@ -265,22 +274,14 @@ def run_to_completion(scenario: dict, kafka_io: str, database_url: str, *, kill_
             return all(scenario["data_end"][p] <= (offset or 0) <= (scenario["end"][p] if quiet_topic else offset or 0)
                        for p, offset in done.items())
 
-        stuck: dict[int, int] = {}
-        try:
-            wait_until(all_committed, 120, "the consumer group to be committed past every input message", [pipeline])
-        except AssertionError:
-            if kill_after_scored is None:
-                raise
-            # Known issue (seen once in eight kill -9 runs): after the restart one partition's commit stayed on a record whose
-            # call was already settled. Recorded for the caller to check that nothing was lost; tracked as its own issue.
-            done = committed(scenario["bootstrap"], group, "calls.raw", sorted(scenario["data_end"]))
-            stuck = {p: offset or 0 for p, offset in done.items() if (offset or 0) < scenario["data_end"][p]}
+        # Strict, kill or not: the group must pass the last data record of every partition within the bound.
+        wait_until(all_committed, 180, "the consumer group to be committed past every input message", [pipeline])
     finally:
         exit_code = pipeline.stop()
     outputs = {topic: [v for v in read_since(scenario["bootstrap"], topic, outputs_start[topic])
                        if v.get("call_id") in set(scenario["inums"]) | {scenario["invalid"]}]
                for topic in OUTPUT_TOPICS}
-    return {"outputs": outputs, "exit_code": exit_code, "log": pipeline.log_file, "stuck": stuck}
+    return {"outputs": outputs, "exit_code": exit_code, "log": pipeline.log_file}
 
 
 def rows(database_url: str) -> dict[str, list[tuple]]:
