@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ccas.apps import App, ccas_command, free_port, pipeline_command
+from tests.faults import report
 from tests.pipeline import e2e
 
 DLQ_TOPICS = ("calls.raw.dlq", "audio.ready.dlq", "scoring.results.dlq")
@@ -126,6 +127,16 @@ class Flow:
         """The pid (= process group) of the job's current child process, from the supervisor's log."""
         started = re.findall(r"supervisor: started the pipeline child pid (\d+)", self._log())
         return int(started[-1]) if started else None
+
+    def close_window(self, fault: str, window_start: datetime, healed: float | None, settle_timeout_s: float) -> Verdict:
+        """After a fault healed at `healed` (monotonic; None: nothing to recover from): calls flow TAIL_S more, then the
+        verdict on every call that ended since `window_start`, recorded for bench/faults.py."""
+        time.sleep(TAIL_S)
+        calls = self.calls_ended_between(window_start, now())
+        self.wait_scored(calls, settle_timeout_s)
+        verdict = self.verdict(calls, recovered_s=0.0 if healed is None else time.monotonic() - healed)
+        report.record(fault, verdict)
+        return verdict
 
     def verdict(self, calls: list[str], recovered_s: float, commit_timeout_s: float = 180) -> Verdict:
         with contextlib.suppress(AssertionError):  # reported in the verdict

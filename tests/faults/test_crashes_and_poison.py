@@ -14,8 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.faults import report
-from tests.faults.flow import LEAD_S, TAIL_S, Flow, flowing, now
+from tests.faults.flow import LEAD_S, Flow, flowing, now
 from tests.pipeline import e2e
 
 pytestmark = pytest.mark.faults
@@ -38,12 +37,7 @@ def test_pipeline_killed_3_times_at_random_moments(flow: Flow) -> None:
         os.killpg(child, signal.SIGKILL)  # the job's whole process group: its SDK workers and Prism with it
         e2e.wait_until(lambda killed=child: flow.child_pid() not in (None, killed), 120,
                        f"the supervisor to start child {kill + 2}", [flow.pipeline])
-    healed = time.monotonic()
-    time.sleep(TAIL_S)
-    calls = flow.calls_ended_between(window_start, now())
-    flow.wait_scored(calls, 420)
-    verdict = flow.verdict(calls, recovered_s=time.monotonic() - healed)
-    report.record("pipeline kill -9 x3", verdict)
+    verdict = flow.close_window("pipeline kill -9 x3", window_start, time.monotonic(), 420)
     verdict.assert_healed()
     assert flow.restarts() - before == 3, "each kill is one supervisor restart"
     assert flow.pipeline.alive(), "the supervisor itself keeps running"
@@ -60,13 +54,9 @@ def test_a_second_pipeline_on_the_same_group_is_refused(flow: Flow) -> None:
         raise AssertionError(f"the second pipeline kept running on a held group:\n{second.tail(20)}") from None
     assert code == 3, f"exit code {code}:\n{second.tail(20)}"
     assert f"consumer group '{flow.group}'" in second.tail(40)
-    time.sleep(TAIL_S)
-    calls = flow.calls_ended_between(window_start, now())
-    flow.wait_scored(calls, 300)
-    verdict = flow.verdict(calls, recovered_s=0.0)
-    report.record("second pipeline on the group", verdict)
+    verdict = flow.close_window("second pipeline on the group", window_start, None, 300)
     verdict.assert_healed()
-    assert sum(verdict.messages_per_call.values()) == len(calls), "only one pipeline processed the calls"
+    assert sum(verdict.messages_per_call.values()) == len(verdict.calls), "only one pipeline processed the calls"
 
 
 def test_poison_messages_are_dead_lettered_and_nothing_else_is_affected(flow: Flow) -> None:
@@ -94,11 +84,7 @@ def test_poison_messages_are_dead_lettered_and_nothing_else_is_affected(flow: Fl
             send.send("calls.raw", key=b"huge", value=b"x" * (5 * 1024 * 1024)).get(timeout=30)
     finally:
         send.close()
-    time.sleep(TAIL_S)
-    calls = flow.calls_ended_between(window_start, now())
-    flow.wait_scored(calls, 300)
-    verdict = flow.verdict(calls, recovered_s=0.0)
-    report.record("poison messages", verdict)
+    verdict = flow.close_window("poison messages", window_start, None, 300)
     verdict.assert_healed()
 
     def poisoned() -> list[dict]:
@@ -130,11 +116,6 @@ def test_poller_killed_between_its_kafka_commit_and_its_checkpoint(flow: Flow) -
         poller.kill()
         lock.rollback()
     poller.start()
-    healed = time.monotonic()
-    time.sleep(TAIL_S)
-    calls = flow.calls_ended_between(window_start, now())
-    flow.wait_scored(calls, 300)
-    verdict = flow.verdict(calls, recovered_s=time.monotonic() - healed)
-    report.record("poller kill -9 inside publish/checkpoint", verdict)
+    verdict = flow.close_window("poller kill -9 inside publish/checkpoint", window_start, time.monotonic(), 300)
     verdict.assert_healed()
     assert "reconcile: " in poller.tail(400), "the restarted poller reconciled the topic with its checkpoint"

@@ -11,8 +11,7 @@ import requests
 
 from ccas import settings
 from ccas.stack.cli import services as stack_services
-from tests.faults import report
-from tests.faults.flow import LEAD_S, TAIL_S, Flow, Verdict, flowing, now
+from tests.faults.flow import LEAD_S, Flow, Verdict, flowing, now
 
 pytestmark = pytest.mark.faults
 
@@ -23,16 +22,12 @@ def flow(stack_env: dict[str, str]) -> Iterator[Flow]:
         yield running
 
 
-def _through(flow: Flow, fault: Callable[[], None], settle_timeout_s: float) -> Verdict:
+def _through(flow: Flow, name: str, fault: Callable[[], None], settle_timeout_s: float) -> Verdict:
     """Calls flow, `fault()` breaks and heals something, calls flow on; the verdict on every call that ended meanwhile."""
     window_start = now()
     time.sleep(LEAD_S)
     fault()
-    healed = time.monotonic()
-    time.sleep(TAIL_S)
-    calls = flow.calls_ended_between(window_start, now())
-    flow.wait_scored(calls, settle_timeout_s)
-    return flow.verdict(calls, recovered_s=time.monotonic() - healed)
+    return flow.close_window(name, window_start, time.monotonic(), settle_timeout_s)
 
 
 def _stop_stack_service(name: str, seconds: float) -> Callable[[], None]:
@@ -45,23 +40,22 @@ def _stop_stack_service(name: str, seconds: float) -> Callable[[], None]:
     return fault
 
 
-def _check(flow: Flow, name: str, verdict: Verdict) -> None:
-    report.record(name, verdict)
+def _check(flow: Flow, verdict: Verdict) -> None:
     verdict.assert_healed()
     assert flow.pipeline.alive(), f"the pipeline process died:\n{flow.pipeline.tail(40)}"
     assert verdict.restarts == 0, "a transient fault must be held inside the job, not survived by a restart"
 
 
 def test_postgresql_stopped_60_s(flow: Flow) -> None:
-    _check(flow, "postgresql stopped 60 s", _through(flow, _stop_stack_service("postgres", 60), 300))
+    _check(flow, _through(flow, "postgresql stopped 60 s", _stop_stack_service("postgres", 60), 300))
 
 
 def test_kafka_broker_stopped_30_s(flow: Flow) -> None:
-    _check(flow, "kafka stopped 30 s", _through(flow, _stop_stack_service("kafka", 30), 300))
+    _check(flow, _through(flow, "kafka stopped 30 s", _stop_stack_service("kafka", 30), 300))
 
 
 def test_s3_server_stopped_60_s(flow: Flow) -> None:
-    _check(flow, "s3 stopped 60 s", _through(flow, _stop_stack_service("s3", 60), 300))
+    _check(flow, _through(flow, "s3 stopped 60 s", _stop_stack_service("s3", 60), 300))
 
 
 def test_scoring_service_stopped_120_s(flow: Flow) -> None:
@@ -70,7 +64,7 @@ def test_scoring_service_stopped_120_s(flow: Flow) -> None:
         time.sleep(120)
         flow.scoring.start()
 
-    _check(flow, "scoring service stopped 120 s", _through(flow, fault, 360))
+    _check(flow, _through(flow, "scoring service stopped 120 s", fault, 360))
 
 
 def test_recorder_503_for_60_s_then_timeouts_for_30_s(flow: Flow) -> None:
@@ -87,4 +81,4 @@ def test_recorder_503_for_60_s_then_timeouts_for_30_s(flow: Flow) -> None:
         time.sleep(30)
         faults(search="ok", replay="ok")
 
-    _check(flow, "recorder 503 60 s then timeouts 30 s", _through(flow, fault, 360))
+    _check(flow, _through(flow, "recorder 503 60 s then timeouts 30 s", fault, 360))
