@@ -18,7 +18,7 @@ from schemas.contracts import STAGES_WITH_CALL_ROW
 
 
 class _WriteResultsFn(BatchingDoFn):
-    """ScoredCall → SourcePosition, after the bundle's scoring_result upsert, call SCORED, and scoring.results publish."""
+    """ScoredCall → SourcePosition, after the bundle's scoring.results publish, then scoring_result upsert and call SCORED."""
 
     owned_clients = ("db", "publisher")
 
@@ -35,13 +35,15 @@ class _WriteResultsFn(BatchingDoFn):
         scored: list[ScoredCall] = [item.element for item in held]
         end_to_end = {s.call_id: max(0, int((parse_iso(s.scored_at) - parse_iso(s.audio.call.ended_at)).total_seconds() * 1000))
                       for s in scored}
-        self.held(POSTGRES, lambda: self.db.record_scores(scored, end_to_end))
         messages = [("scoring.results", result.call_id, {
             "call_id": result.call_id, "score": result.score, "scorable": result.scorable, "reason": result.reason,
             "model_version": result.model_version, "latency_ms": result.latency_ms,
             "end_to_end_ms": end_to_end[result.call_id], "breakdown": result.breakdown,
         }) for result in scored]
+        # Kafka first, then the database: once a call is SCORED its result message is acknowledged. The other order
+        # loses the message when the worker dies between the two, since a replayed call found SCORED is not redone.
         self.held(KAFKA, lambda: self.publisher.publish_all(messages))
+        self.held(POSTGRES, lambda: self.db.record_scores(scored, end_to_end))
         for result in scored:
             prom.END_TO_END_SECONDS.observe(end_to_end[result.call_id] / 1000)
         self.written.inc(len(scored))
