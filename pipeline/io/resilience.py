@@ -40,7 +40,6 @@ PER_CALL = "per_call"
 PERMANENT = "permanent"
 
 RECORDER, S3, SCORING, POSTGRES, KAFKA = "recorder", "s3", "scoring", "postgres", "kafka"
-DEPENDENCIES = (RECORDER, S3, SCORING, POSTGRES, KAFKA)
 
 # "Not now" answers: the server (or a proxy in front of it) is there but cannot serve anyone at the moment.
 UNAVAILABLE_STATUS = frozenset({408, 429, 502, 503, 504})

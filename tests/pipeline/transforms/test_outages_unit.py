@@ -16,7 +16,6 @@ from pipeline.io import resilience
 from pipeline.transforms.download import DownloadToS3
 from pipeline.transforms.enrich import EnrichCall
 from pipeline.transforms.score import ScoreCall
-from pipeline.transforms.write import WriteDeadLetters, WriteResults
 from tests.pipeline.transforms.fakes import FOREVER
 from tests.pipeline.transforms.test_stages_unit import (
     ATTEMPTS,
@@ -25,6 +24,7 @@ from tests.pipeline.transforms.test_stages_unit import (
     enriched,
     event,
     failure,
+    io_stages,
     offsets,
     stored,
     wav,
@@ -117,12 +117,7 @@ def test_every_message_leaves_the_stages_exactly_once_through_outages_of_every_d
     world.outages.update({"database": 4, "publisher": 4, "recorder": 2, "audio_store": 2, "scoring": 2})
     inputs = [event("1701", 1), event("1702", 2), event("1703", 3)]
     with TestPipeline(runner=RUNNER) as p:
-        calls, enrich_dead, already = p | beam.Create(inputs) | EnrichCall(fakes.config, fakes.clients)
-        audio, download_dead = calls | DownloadToS3(fakes.config, fakes.clients)
-        results, score_dead = audio | ScoreCall(fakes.config, fakes.clients)
-        written = results | WriteResults(fakes.config, fakes.clients)
-        dead = (enrich_dead, download_dead, score_dead) | beam.Flatten() | WriteDeadLetters(fakes.config, fakes.clients)
-        finished = (written, dead, already) | "Finished" >> beam.Flatten()
+        finished, _, dead = io_stages(p | beam.Create(inputs), fakes)
         assert_that(offsets(finished, "Offsets"), equal_to([1, 2, 3]), label="each offset once")
         assert_that(offsets(dead, "Dead"), equal_to([3]), label="only the refused recording is dead")
     assert world.statuses == {"1701": "SCORED", "1702": "SCORED", "1703": "ERROR"}

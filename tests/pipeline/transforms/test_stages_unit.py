@@ -104,6 +104,16 @@ def failure(pcoll: Any, label: str) -> Any:
     return pcoll | label >> beam.Map(lambda d: (d.call_id, d.stage, d.error_type, d.retries))
 
 
+def io_stages(events: Any, fakes: Fakes) -> tuple[Any, Any, Any]:
+    """enrich → download → score → write, dead letters written: (every finished position, the written ones, the dead ones)."""
+    calls, enrich_dead, already = events | EnrichCall(fakes.config, fakes.clients)
+    audio, download_dead = calls | DownloadToS3(fakes.config, fakes.clients)
+    results, score_dead = audio | ScoreCall(fakes.config, fakes.clients)
+    written = results | WriteResults(fakes.config, fakes.clients)
+    dead = (enrich_dead, download_dead, score_dead) | beam.Flatten() | WriteDeadLetters(fakes.config, fakes.clients)
+    return (written, dead, already) | "Finished" >> beam.Flatten(), written, dead
+
+
 def offsets(pcoll: Any, label: str) -> Any:
     return pcoll | label >> beam.Map(lambda position: position.offset)
 
@@ -291,12 +301,7 @@ def test_every_message_leaves_the_io_stages_exactly_once(fakes: Fakes) -> None:
     inputs = [event("8001", 1), event("8002", 2, started_at="2026-11-25T10:30:00+00:00"), event("8003", 3), event("8004", 4),
               event("8005", 5)]
     with TestPipeline(runner=RUNNER) as p:
-        calls, enrich_dead, already = p | beam.Create(inputs) | EnrichCall(fakes.config, fakes.clients)
-        audio, download_dead = calls | DownloadToS3(fakes.config, fakes.clients)
-        results, score_dead = audio | ScoreCall(fakes.config, fakes.clients)
-        written = results | WriteResults(fakes.config, fakes.clients)
-        dead = (enrich_dead, download_dead, score_dead) | beam.Flatten() | WriteDeadLetters(fakes.config, fakes.clients)
-        finished = (written, dead, already) | "Finished" >> beam.Flatten()
+        finished, written, _ = io_stages(p | beam.Create(inputs), fakes)
         assert_that(offsets(finished, "Offsets"), equal_to([1, 2, 3, 4, 5]), label="each offset once")
         assert_that(offsets(written, "Written"), equal_to([1]), label="written")
     # 8002 ended before it started: refused by enrich, so it never got a row to mark.
