@@ -45,6 +45,8 @@ HOUSEKEEPING_DELAY_S = 2
 # A housekeeping timer this late (beyond its delay) is taken as lost by the runner and armed again by the next element.
 TIMER_LOST_AFTER_S = 30
 STRANDED_AFTER_S = 60
+# How often the broker's committed offset is compared with this job's (per partition).
+RECONCILE_EVERY_S = 20
 
 
 def advance(next_offset: int, done: set[int]) -> int:
@@ -92,6 +94,7 @@ class _CommitFn(beam.DoFn):
     def setup(self) -> None:
         self.consumer: Any = None  # opened on first use: a broker down while the worker starts holds commits, not setup
         self._waiting: dict[Any, int] = {}
+        self._reconciled_at: dict[Any, float] = {}
         self.db: Any = None
 
     def teardown(self) -> None:
@@ -127,31 +130,23 @@ class _CommitFn(beam.DoFn):
         self.committed.inc()
         prom.OFFSETS_COMMITTED.labels(tp.topic).inc()
 
-    def _first_data_offset_from(self, tp: Any, offset: int) -> int | None:
-        """The offset of the first data record at or after `offset`, or the position past trailing control records; None if
-        the broker has nothing there yet."""
-        def probe(consumer: Any) -> int | None:
-            consumer.assign([tp])
-            consumer.seek(tp, offset)
-            batches = consumer.poll(timeout_ms=2000, max_records=1)
-            for records in batches.values():
-                if records:
-                    return int(records[0].offset)
-            position = int(consumer.position(tp))
-            return position if position > offset else None
-
-        return self._kafka(probe)
-
-    def _record_at(self, tp: Any, offset: int) -> Any:
-        def read(consumer: Any) -> Any:
+    def _first_record_from(self, tp: Any, offset: int) -> tuple[int, Any] | None:
+        """(offset, value) of the first data record at or after `offset`; (the position past them, None) when only control
+        records follow; None when the broker has nothing there yet."""
+        def probe(consumer: Any) -> tuple[int, Any] | None:
             consumer.assign([tp])
             consumer.seek(tp, offset)
             for records in consumer.poll(timeout_ms=2000, max_records=1).values():
-                for record in records:
-                    return record.value if record.offset == offset else None
-            return None
+                if records:
+                    return int(records[0].offset), records[0].value
+            position = int(consumer.position(tp))
+            return (position, None) if position > offset else None
 
-        return self._kafka(read)
+        return self._kafka(probe)
+
+    def _first_data_offset_from(self, tp: Any, offset: int) -> int | None:
+        found = self._first_record_from(tp, offset)
+        return None if found is None else found[0]
 
     def _stranded(self, tp: Any, next_offset: int, done: set[int], stalled_state: Any) -> int:
         """next_offset, or past it when its position was lost by the runner and its call is already SCORED (docstring)."""
@@ -166,8 +161,11 @@ class _CommitFn(beam.DoFn):
         waited_s = (now_ms - stalled[1]) / 1000
         if waited_s < STRANDED_AFTER_S:
             return next_offset
+        found = self._first_record_from(tp, next_offset)
+        if found is None or found[0] != next_offset:
+            return next_offset
         try:
-            call_id = json.loads(self._record_at(tp, next_offset) or b"null")["call_id"]
+            call_id = json.loads(found[1] or b"null")["call_id"]
         except (ValueError, TypeError, KeyError):
             return next_offset
         if self.db is None:
@@ -198,15 +196,22 @@ class _CommitFn(beam.DoFn):
 
     def _reconcile(self, tp: Any, next_offset: int, done: set[int]) -> None:
         """The broker's committed offset must equal ours: a commit acknowledged around a broker restart can be lost (the
-        coordinator reloads the group's offsets). Behind → commit again. Also say when a gap holds the commit."""
-        broker = self._kafka(lambda consumer: consumer.committed(tp))
-        if broker is None or int(broker) < next_offset:
-            log.warning("%s: the group's committed offset is %s, this job's is %d: committing it again", tp, broker, next_offset)
-            self._commit(tp, next_offset)
+        coordinator reloads the group's offsets). Behind → commit again; asked every RECONCILE_EVERY_S per partition, not every
+        housekeeping round. Also say when a gap holds the commit."""
+        now = time.monotonic()
+        if now - self._reconciled_at.get(tp, float("-inf")) >= RECONCILE_EVERY_S:
+            self._reconciled_at[tp] = now
+            self._reconcile_with_broker(tp, next_offset)
         if done and self._waiting.get(tp) != next_offset:  # once per offset waited at, not every housekeeping round
             self._waiting[tp] = next_offset
             log.info("%s: commit waits at offset %d (a data record still in flight); %d later offset(s) done", tp,
                      next_offset, len(done))
+
+    def _reconcile_with_broker(self, tp: Any, next_offset: int) -> None:
+        broker = self._kafka(lambda consumer: consumer.committed(tp))
+        if broker is None or int(broker) < next_offset:
+            log.warning("%s: the group's committed offset is %s, this job's is %d: committing it again", tp, broker, next_offset)
+            self._commit(tp, next_offset)
 
     def _arm(self, armed_at: Any, housekeeping: Any, force: bool = False) -> None:
         now_ms = int(Timestamp.now().micros // 1000)
