@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.utils.windowed_value import WindowedValue
 
-from pipeline.io.resilience import RetryPolicy, call_with_policy, hold
+from pipeline.io.resilience import UNAVAILABLE, RetryPolicy, call_with_policy, hold
+from pipeline.model import DeadLetter
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 _SEMAPHORES: dict[str, threading.BoundedSemaphore] = {}
 _SEMAPHORES_LOCK = threading.Lock()
 
@@ -97,13 +99,31 @@ class BatchingDoFn(beam.DoFn):
         config = self.clients.config
         return hold(dependency, action, config.outage_budget_s, config.outage_backoff_cap_s)
 
-    def with_policy(self, action: Any, attempts: int, backoff: Any, dependencies: tuple[str, ...],
-                    on_error: Any = None) -> Any:
-        """`action()` under the stage's per-call policy (attempts, backoff(n)) and the job's outage budget."""
+    def attempted(self, subject: str, action: Callable[[int], T], attempts: int, backoff: Callable[[int], float],
+                  dependencies: tuple[str, ...], letter: Callable[[BaseException, int], DeadLetter]) -> T | DeadLetter:
+        """`action(attempt_number)`, each attempt inside an I/O slot, under the stage's per-call policy (attempts, backoff(n))
+        and the job's outage budget; every failure logged and counted on `self.failures`. Out of tries or refused: the dead
+        letter `letter(error, attempts made)`, which carries the call's reason to the DLQ."""
         config = self.clients.config
         policy = RetryPolicy(attempts=attempts, backoff=backoff, budget_s=config.outage_budget_s,
                              cap_s=config.outage_backoff_cap_s)
-        return call_with_policy(action, policy, dependencies, on_error)
+        tries = 0
+
+        def attempt() -> T:
+            nonlocal tries
+            tries += 1
+            with self.io_slot():
+                return action(tries)
+
+        def on_error(error: BaseException, kind: str, attempt_number: int) -> None:
+            self.failures.inc()
+            counted = "held" if kind == UNAVAILABLE else f"attempt {attempt_number}/{attempts}"
+            log.warning("%s failed (%s, %s): %s", subject, kind, counted, error)
+
+        try:
+            return call_with_policy(attempt, policy, dependencies, on_error)
+        except Exception as error:  # classified and out of tries
+            return letter(error, tries)
 
     def io_slot(self) -> threading.BoundedSemaphore:
         """Hold this around one I/O attempt (not around a retry's sleep), so failing elements cannot starve healthy ones."""

@@ -20,7 +20,7 @@ from apache_beam.metrics import Metrics
 from audio.wav import WavError, read_wav_info
 from pipeline import metrics as prom
 from pipeline.clients import StageClients
-from pipeline.io.resilience import KAFKA, POSTGRES, RECORDER, S3, UNAVAILABLE
+from pipeline.io.resilience import KAFKA, POSTGRES, RECORDER, S3
 from pipeline.model import DeadLetter, EnrichedCall, StoredAudio, iso, parse_iso, utcnow
 from pipeline.options import JobConfig
 from pipeline.transforms._bundles import BatchingDoFn, Held
@@ -82,28 +82,17 @@ class _DownloadFn(BatchingDoFn):
                            size_bytes=stored.size_bytes, stored_at=iso(utcnow()), attempts=attempt, **facts)
 
     def work(self, call: EnrichedCall) -> StoredAudio | DeadLetter:
-        attempts = self.config.download_attempts
-        tries = [0]
-
-        def attempt() -> StoredAudio:
-            tries[0] += 1
+        def store(attempt_number: int) -> StoredAudio:
             started = time.monotonic()
-            with self.io_slot():
-                stored = self._store_once(call, tries[0])
+            stored = self._store_once(call, attempt_number)
             prom.DOWNLOAD_LATENCY_MS.observe((time.monotonic() - started) * 1000)
             return stored
 
-        def on_error(error: BaseException, kind: str, attempt_number: int) -> None:
-            self.failures.inc()
-            counted = "held" if kind == UNAVAILABLE else f"attempt {attempt_number}/{attempts}"
-            log.warning("replay of %s into S3 failed (%s, %s): %s", call.call_id, kind, counted, error)
-
-        try:
-            return self.with_policy(attempt, attempts, lambda n: self.config.download_backoff_s * 2 ** (n - 1),
-                                    (RECORDER, S3), on_error)
-        except Exception as error:  # classified and out of tries: the call's reason goes with it to the DLQ
-            return DeadLetter.of("download", error, retries=tries[0], payload=call.raw, call_id=call.call_id,
-                                 source=call.source)
+        return self.attempted(
+            f"replay of {call.call_id} into S3", store, self.config.download_attempts,
+            lambda n: self.config.download_backoff_s * 2 ** (n - 1), (RECORDER, S3),
+            lambda error, tries: DeadLetter.of("download", error, retries=tries, payload=call.raw, call_id=call.call_id,
+                                               source=call.source))
 
     def complete(self, held: list[Held]) -> list[tuple[str | None, Any, Held]]:
         out: list[tuple[str | None, Any, Held]] = []

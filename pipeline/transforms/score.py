@@ -17,7 +17,7 @@ from apache_beam.metrics import Metrics
 
 from pipeline import metrics as prom
 from pipeline.clients import StageClients
-from pipeline.io.resilience import S3, SCORING, UNAVAILABLE
+from pipeline.io.resilience import S3, SCORING
 from pipeline.model import DeadLetter, ScoredCall, StoredAudio, iso, utcnow
 from pipeline.options import JobConfig
 from pipeline.transforms._bundles import BatchingDoFn, Held
@@ -60,26 +60,12 @@ class _ScoreFn(BatchingDoFn):
                           breakdown=list(answer.get("breakdown") or []), response=answer, scored_at=iso(utcnow()))
 
     def work(self, audio: StoredAudio) -> ScoredCall | DeadLetter:
-        attempts = self.config.scoring_attempts
-        tries = [0]
-
-        def attempt() -> ScoredCall:
-            tries[0] += 1
-            with self.io_slot():
-                return self._score_once(audio)
-
-        def on_error(error: BaseException, kind: str, attempt_number: int) -> None:
-            self.failures.inc()
-            counted = "held" if kind == UNAVAILABLE else f"attempt {attempt_number}/{attempts}"
-            log.warning("scoring %s failed (%s, %s): %s", audio.call_id, kind, counted, error)
-
         # Full jitter: retries of many workers after an error spread out instead of arriving together.
-        backoff = lambda n: random.uniform(0, self.config.scoring_backoff_s * 2 ** (n - 1))  # noqa: E731
-        try:
-            return self.with_policy(attempt, attempts, backoff, (S3, SCORING), on_error)
-        except Exception as error:  # classified and out of tries: the call's reason goes with it to the DLQ
-            return DeadLetter.of("score", error, retries=tries[0], payload=audio.call.raw, call_id=audio.call_id,
-                                 source=audio.source)
+        return self.attempted(
+            f"scoring of {audio.call_id}", lambda _: self._score_once(audio), self.config.scoring_attempts,
+            lambda n: random.uniform(0, self.config.scoring_backoff_s * 2 ** (n - 1)), (S3, SCORING),
+            lambda error, tries: DeadLetter.of("score", error, retries=tries, payload=audio.call.raw, call_id=audio.call_id,
+                                               source=audio.source))
 
     def complete(self, held: list[Held]) -> list[tuple[str | None, Any, Held]]:
         out: list[tuple[str | None, Any, Held]] = []
