@@ -7,14 +7,8 @@ import json
 import re
 import subprocess
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import psycopg2
-
-from ccas import db_admin
 from ccas.apps import App, ccas_command
 from core.kafka import producer
 from pipeline.fencing import lock_key, pg_locks_ids
@@ -80,29 +74,6 @@ def cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
-
-
-def _admin(base_url: str, statement: str) -> None:
-    admin = psycopg2.connect(base_url)
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cursor:
-            cursor.execute(statement)
-    finally:
-        admin.close()
-
-
-@contextmanager
-def scratch_database(base_url: str) -> Iterator[str]:
-    """A migrated database of its own, dropped through a fresh connection (PostgreSQL may have restarted meanwhile)."""
-    name = f"ccas_fence_{uuid.uuid4().hex[:10]}"
-    _admin(base_url, f'CREATE DATABASE "{name}"')
-    try:
-        url = urlunsplit(urlsplit(base_url)._replace(path=f"/{name}"))
-        db_admin.upgrade(url)
-        yield url
-    finally:
-        _admin(base_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def restart_postgres() -> None:

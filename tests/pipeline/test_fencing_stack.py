@@ -9,6 +9,7 @@ import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg2
 import pytest
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def database(stack_env: dict[str, str]) -> Iterator[str]:
-    with supervision.scratch_database(stack_env["CCAS_DATABASE_URL"]) as url:
+    with e2e.scratch_database(stack_env["CCAS_DATABASE_URL"]) as url:
         yield url
 
 
@@ -84,44 +85,45 @@ def test_one_holder_per_group_and_a_standby_takes_over_when_it_is_released(datab
             lock.close()
 
 
-def test_a_lock_lost_with_its_session_is_taken_back(database: str) -> None:
-    group = f"fence-{uuid.uuid4().hex[:8]}"
+@contextmanager
+def _watched_lock(database: str, group: str) -> Iterator[tuple[LockWatch, list[str]]]:
+    """The group's lock, held and watched; yields the watch and the loss messages it reported."""
     lock = GroupLock(database, group)
     lost: list[str] = []
     assert lock.acquire(standby=False, connect_timeout_s=10, check_interval_s=0.2, stopping=threading.Event())
     watch = LockWatch(lock, 0.2, lost.append)
     watch.start()
     try:
+        yield watch, lost
+    finally:
+        watch.stop()
+        lock.close()
+
+
+def test_a_lock_lost_with_its_session_is_taken_back(database: str) -> None:
+    group = f"fence-{uuid.uuid4().hex[:8]}"
+    with _watched_lock(database, group) as (watch, lost):
         old = _backend_of(database, group)
         _terminate(database, old)  # what a PostgreSQL restart does to every session
         e2e.wait_until(lambda: watch.reacquired == 1, 60, "the watch to take the lock back")
         assert _backend_of(database, group) != old
         assert lost == [] and watch.is_alive()
-    finally:
-        watch.stop()
-        lock.close()
 
 
 def test_a_lock_taken_by_another_pipeline_meanwhile_stops_the_holder(database: str) -> None:
     group = f"fence-{uuid.uuid4().hex[:8]}"
-    lock = GroupLock(database, group)
-    lost: list[str] = []
-    assert lock.acquire(standby=False, connect_timeout_s=10, check_interval_s=0.2, stopping=threading.Event())
-    watch = LockWatch(lock, 0.2, lost.append)
-    watch.start()
-    rival, got = _rival_waiting(database, group)
-    try:
-        _terminate(database, _backend_of(database, group))
-        assert got.wait(30), "the waiting rival gets the lock when the holder's session ends"
-        e2e.wait_until(lambda: lost, 60, "the watch to report the group lost")
-        assert f"consumer group {group!r} was taken by another pipeline (fencing-test-rival;" in lost[0]
-        assert "exit code 4" in lost[0]
-        watch.join(10)
-        assert not watch.is_alive(), "the watch ends once it reported the loss"
-    finally:
-        watch.stop()
-        lock.close()
-        rival.close()
+    with _watched_lock(database, group) as (watch, lost):
+        rival, got = _rival_waiting(database, group)
+        try:
+            _terminate(database, _backend_of(database, group))
+            assert got.wait(30), "the waiting rival gets the lock when the holder's session ends"
+            e2e.wait_until(lambda: lost, 60, "the watch to report the group lost")
+            assert f"consumer group {group!r} was taken by another pipeline (fencing-test-rival;" in lost[0]
+            assert "exit code 4" in lost[0]
+            watch.join(10)
+            assert not watch.is_alive(), "the watch ends once it reported the loss"
+        finally:
+            rival.close()
 
 
 def test_a_second_pipeline_on_the_group_exits_3_and_a_standby_takes_over(stack_env: dict[str, str], database: str) -> None:
