@@ -24,11 +24,13 @@ log = logging.getLogger(__name__)
 
 
 class TransactionalPublisher:
-    def __init__(self, bootstrap: str, topic: str, transactional_id: str, *, transaction_timeout_ms: int = 60_000) -> None:
+    def __init__(self, bootstrap: str, topic: str, transactional_id: str, *, transaction_timeout_ms: int = 60_000,
+                 delivery_wait_s: float = 20.0) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
         self.transactional_id = transactional_id
         self.transaction_timeout_ms = transaction_timeout_ms
+        self.delivery_wait_s = delivery_wait_s
         self._producer: KafkaProducer | None = None
 
     def _open(self) -> KafkaProducer:
@@ -68,10 +70,12 @@ class TransactionalPublisher:
                                           timestamp_ms=int(ended_at.timestamp() * 1000)))
             # Every record acknowledged before the commit: kafka-python commits a transaction even when a record of it
             # expired undelivered (seen with the broker stopped for 30 s: the window was checkpointed, the call never
-            # reached the topic). A failed send raises here, and the transaction is aborted by reset().
-            producer.flush()
+            # reached the topic). A failed send raises here, and the transaction is aborted by reset(). The wait is bounded:
+            # after a broker restart kafka-python may keep a batch until its delivery timeout (120 s) although the broker is
+            # back; a fresh producer (reset) delivers the retried window at once.
+            producer.flush(timeout=self.delivery_wait_s)
             for future in sent:
-                future.get(timeout=self.transaction_timeout_ms / 1000)
+                future.get(timeout=self.delivery_wait_s)
             producer.commit_transaction()
         except Exception:
             self.reset()

@@ -23,8 +23,10 @@ class _Future:
 class _Producer:
     """What the publisher calls on kafka-python's transactional producer, recording the calls."""
 
-    def __init__(self, failing_send: int | None) -> None:
+    def __init__(self, failing_send: int | None, flush_hangs: bool = False) -> None:
         self.failing_send = failing_send
+        self.flush_hangs = flush_hangs
+        self.flush_timeouts: list[float | None] = []
         self.calls: list[str] = []
 
     def begin_transaction(self) -> None:
@@ -35,8 +37,11 @@ class _Producer:
         failing = self.failing_send is not None and len([c for c in self.calls if c.startswith("send")]) == self.failing_send
         return _Future(KafkaTimeoutError("Batch containing 1 record(s) expired") if failing else None)
 
-    def flush(self) -> None:
+    def flush(self, timeout: float | None = None) -> None:
         self.calls.append("flush")
+        self.flush_timeouts.append(timeout)
+        if self.flush_hangs:  # what kafka-python raises when the batches are still undelivered at the timeout
+            raise KafkaTimeoutError(f"Failed to flush buffered records within {timeout} secs")
 
     def commit_transaction(self) -> None:
         self.calls.append("commit")
@@ -69,3 +74,12 @@ def test_every_record_acknowledged_then_committed() -> None:
     producer = _Producer(failing_send=None)
     _publisher(producer).publish([(_recording("1001"), {"call_id": "1001"})])
     assert producer.calls == ["begin", "send 1001", "flush", "commit"]
+
+
+def test_a_flush_that_outlasts_the_delivery_wait_aborts_the_window_instead_of_blocking() -> None:
+    producer = _Producer(failing_send=None, flush_hangs=True)
+    publisher = _publisher(producer)
+    with pytest.raises(KafkaTimeoutError):
+        publisher.publish([(_recording("1001"), {"call_id": "1001"})])
+    assert producer.flush_timeouts == [publisher.delivery_wait_s] and publisher.delivery_wait_s <= 30
+    assert "commit" not in producer.calls and publisher._producer is None
