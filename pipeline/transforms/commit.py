@@ -12,11 +12,13 @@ refreshes the queue-depth gauge; should a runner lose that timer, the next eleme
 
 Kafka being unavailable holds the commit (retried through the outage budget), it never fails the bundle at once.
 
-A position the runner lost: Prism 2.73 was seen (once, during an S3 outage in the fault suite) never delivering the position
-of a message whose call was written SCORED, which would hold the partition's commit forever. When the commit has waited at
-one data record for STRANDED_AFTER_S while later offsets are done, the record is read back and its call looked up; a call
-already SCORED (final: a replay changes nothing) lets the commit move past it, with a warning and
-`commit_positions_recovered` counted. Anything else keeps waiting: the record may still be in flight.
+A position the runner lost: Prism 2.73 was seen never delivering the position of a message whose call is SCORED (once
+during an S3 outage; once after a restart, for the first three replayed messages of a partition whose calls the killed job
+had scored), which would hold the partition's commit forever. When the commit has waited at one data record for
+STRANDED_AFTER_S while later offsets are done, the records up to the last done offset are read back and their calls looked
+up in one query; every call already SCORED (final: a replay changes nothing) lets the commit move past its record, with a
+warning and `commit_positions_recovered` counted, up to the first record whose call is not. That one keeps the commit
+waiting: it may still be in flight.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ HOUSEKEEPING_DELAY_S = 2
 # A housekeeping timer this late (beyond its delay) is taken as lost by the runner and armed again by the next element.
 TIMER_LOST_AFTER_S = 30
 STRANDED_AFTER_S = 60
+RECOVER_AT_MOST = 5000  # records read back per recovery
 # How often the broker's committed offset is compared with this job's (per partition).
 RECONCILE_EVERY_S = 20
 
@@ -55,6 +58,14 @@ def advance(next_offset: int, done: set[int]) -> int:
         done.discard(next_offset)
         next_offset += 1
     return next_offset
+
+
+def _call_id(value: bytes | None) -> str | None:
+    try:
+        call_id = json.loads(value or b"null")["call_id"]
+    except (ValueError, TypeError, KeyError):
+        return None
+    return call_id if isinstance(call_id, str) and call_id else None
 
 
 def read_done(done_state: Any) -> set[int]:
@@ -130,26 +141,43 @@ class _CommitFn(beam.DoFn):
         self.committed.inc()
         prom.OFFSETS_COMMITTED.labels(tp.topic).inc()
 
-    def _first_record_from(self, tp: Any, offset: int) -> tuple[int, Any] | None:
-        """(offset, value) of the first data record at or after `offset`; (the position past them, None) when only control
-        records follow; None when the broker has nothing there yet."""
-        def probe(consumer: Any) -> tuple[int, Any] | None:
+    def _first_data_offset_from(self, tp: Any, offset: int) -> int | None:
+        """The offset of the first data record at or after `offset`, or the position past trailing control records; None if
+        the broker has nothing there yet."""
+        def probe(consumer: Any) -> int | None:
             consumer.assign([tp])
             consumer.seek(tp, offset)
             for records in consumer.poll(timeout_ms=2000, max_records=1).values():
                 if records:
-                    return int(records[0].offset), records[0].value
+                    return int(records[0].offset)
             position = int(consumer.position(tp))
-            return (position, None) if position > offset else None
+            return position if position > offset else None
 
         return self._kafka(probe)
 
-    def _first_data_offset_from(self, tp: Any, offset: int) -> int | None:
-        found = self._first_record_from(tp, offset)
-        return None if found is None else found[0]
+    def _read_back(self, tp: Any, start: int, end: int) -> tuple[dict[int, Any], int]:
+        """The data records of [start, end) as {offset: value} (at most RECOVER_AT_MOST), and the offset the read reached:
+        every offset below it that is not a key is a control record."""
+        def read(consumer: Any) -> tuple[dict[int, Any], int]:
+            consumer.assign([tp])
+            consumer.seek(tp, start)
+            values: dict[int, Any] = {}
+            while True:
+                position = int(consumer.position(tp))
+                if position >= end or len(values) >= RECOVER_AT_MOST:
+                    return values, min(position, end)
+                batches = consumer.poll(timeout_ms=2000, max_records=min(500, end - position))
+                records = [record for records in batches.values() for record in records]
+                if not records and int(consumer.position(tp)) == position:
+                    return values, position
+                values.update((int(record.offset), record.value) for record in records if record.offset < end)
+
+        return self._kafka(read)
 
     def _stranded(self, tp: Any, next_offset: int, done: set[int], stalled_state: Any) -> int:
-        """next_offset, or past it when its position was lost by the runner and its call is already SCORED (docstring)."""
+        """next_offset, or past the positions the runner lost: when the commit has waited STRANDED_AFTER_S at one offset
+        while later ones are done, the records up to the last done offset are read back, and the commit moves past every
+        one whose call is already SCORED (and past control records), up to the first that is not (module docstring)."""
         if not done or self.database_factory is None:
             stalled_state.clear()
             return next_offset
@@ -161,24 +189,31 @@ class _CommitFn(beam.DoFn):
         waited_s = (now_ms - stalled[1]) / 1000
         if waited_s < STRANDED_AFTER_S:
             return next_offset
-        found = self._first_record_from(tp, next_offset)
-        if found is None or found[0] != next_offset:
-            return next_offset
-        try:
-            call_id = json.loads(found[1] or b"null")["call_id"]
-        except (ValueError, TypeError, KeyError):
-            return next_offset
+        values, reached = self._read_back(tp, next_offset, max(done))
+        calls: dict[int, str | None] = {offset: _call_id(value) for offset, value in values.items()}
         if self.db is None:
             self.db = self.database_factory()
-        status = hold(POSTGRES, lambda: self.db.call_statuses([call_id]), self.outage_budget_s,
-                      self.outage_backoff_cap_s).get(call_id)
-        if status != "SCORED":
+        wanted = sorted({call for call in calls.values() if call})
+        statuses = hold(POSTGRES, lambda: self.db.call_statuses(wanted), self.outage_budget_s,
+                        self.outage_backoff_cap_s) if wanted else {}
+        offset, passed = next_offset, []
+        while offset < reached:
+            if offset in done:
+                offset = advance(offset, done)
+                continue
+            if offset in calls:  # a data record: passed only when its call is final
+                if statuses.get(calls[offset] or "") != "SCORED":
+                    break
+                passed.append(f"{offset} (call {calls[offset]})")
+            offset += 1  # a control record, or a SCORED call whose position was lost
+        offset = advance(offset, done)
+        if not passed:
             return next_offset
-        log.warning("%s: offset %d (call %s) never reached the commit stage in %d s although its call is SCORED: "
-                    "committing past it", tp, next_offset, call_id, int(waited_s))
-        self.recovered.inc()
+        log.warning("%s: %d position(s) never reached the commit stage in %d s although their calls are SCORED: "
+                    "committing past them: %s", tp, len(passed), int(waited_s), ", ".join(passed[:20]))
+        self.recovered.inc(len(passed))
         stalled_state.clear()
-        return advance(next_offset + 1, done)
+        return offset
 
     def _step_over_gaps(self, tp: Any, next_offset: int, done: set[int], probed: int | None) -> tuple[int, int | None]:
         """While offsets are done beyond `next_offset`, ask (once per offset) whether next_offset is a data record; step over

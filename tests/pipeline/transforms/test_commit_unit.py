@@ -171,3 +171,19 @@ def test_a_position_the_runner_lost_is_passed_only_when_its_call_is_scored(
     world.statuses["c0"] = status
     run(clients, [[1, 2, 4], [], [], []], recover=True)  # offset 0's position never arrives
     assert world.group_offsets.get((TOPIC, 0), 0) == expected  # SCORED: past 0-4 (3 a marker); else it keeps waiting
+
+
+@pytest.mark.parametrize("second_status,expected", [("SCORED", LOG_END), ("ERROR", 1)])
+def test_several_lost_positions_are_passed_in_one_recovery_up_to_the_first_call_not_scored(
+        fakes: tuple[FakeClients, World], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+        second_status: str, expected: int) -> None:
+    clients, world = fakes
+    monkeypatch.setattr(commit, "STRANDED_AFTER_S", 0)
+    for offset, status in ((0, "SCORED"), (1, second_status), (2, "SCORED")):
+        world.record_calls[(TOPIC, 0, offset)] = f"c{offset}"
+        world.statuses[f"c{offset}"] = status
+    run(clients, [[4, 5, 6, 8, 9, 10], [], [], []], recover=True)  # the positions of 0, 1 and 2 never arrive
+    # All SCORED: past 0-2, marker 3, 4-6, marker 7, 8-10 and the last marker. Offset 1 not SCORED: past 0 only.
+    assert world.group_offsets.get((TOPIC, 0), 0) == expected
+    recoveries = [r.getMessage() for r in caplog.records if "never reached the commit stage" in r.getMessage()]
+    assert recoveries and recoveries[0].split(": ")[1].startswith("3 position(s)" if expected == LOG_END else "1 position(s)")
