@@ -14,11 +14,11 @@ Kafka being unavailable holds the commit (retried through the outage budget), it
 
 A position the runner lost: Prism 2.73 was seen never delivering the position of a message whose call is SCORED (once
 during an S3 outage; once after a restart, for the first three replayed messages of a partition whose calls the killed job
-had scored), which would hold the partition's commit forever. When the commit has waited at one data record for
-STRANDED_AFTER_S while later offsets are done, the records up to the last done offset are read back and their calls looked
-up in one query; every call already SCORED (final: a replay changes nothing) lets the commit move past its record, with a
-warning and `commit_positions_recovered` counted, up to the first record whose call is not. That one keeps the commit
-waiting: it may still be in flight.
+had scored; once for a partition's last record), which would hold the partition's commit forever. When the commit has not
+moved from a record for STRANDED_AFTER_S, the records from there to the log end are read back and their calls looked up in
+one query; every call already SCORED (final: a replay changes nothing) lets the commit move past its record, with a warning
+and `commit_positions_recovered` counted, up to the first record whose call is not. That one keeps the commit waiting (it
+may still be in flight), and is looked at again after another STRANDED_AFTER_S.
 """
 
 from __future__ import annotations
@@ -174,11 +174,13 @@ class _CommitFn(beam.DoFn):
 
         return self._kafka(read)
 
-    def _stranded(self, tp: Any, next_offset: int, done: set[int], stalled_state: Any) -> int:
-        """next_offset, or past the positions the runner lost: when the commit has waited STRANDED_AFTER_S at one offset
-        while later ones are done, the records up to the last done offset are read back, and the commit moves past every
-        one whose call is already SCORED (and past control records), up to the first that is not (module docstring)."""
-        if not done or self.database_factory is None:
+    def _stranded(self, tp: Any, next_offset: int, done: set[int], end: int | None, stalled_state: Any) -> int:
+        """next_offset, or past the positions the runner lost: when the commit has not moved from one offset for
+        STRANDED_AFTER_S although the partition holds records there, those records (up to the log end) are read back, and
+        the commit moves past every one whose call is already SCORED (and past control records), up to the first that is
+        not (module docstring). The partition's last record counts too: nothing later would ever reveal its loss."""
+        upper = max([*done, (end or 0) - 1]) + 1
+        if next_offset >= upper or self.database_factory is None:
             stalled_state.clear()
             return next_offset
         now_ms = int(time.time() * 1000)
@@ -189,7 +191,8 @@ class _CommitFn(beam.DoFn):
         waited_s = (now_ms - stalled[1]) / 1000
         if waited_s < STRANDED_AFTER_S:
             return next_offset
-        values, reached = self._read_back(tp, next_offset, max(done))
+        stalled_state.write([next_offset, now_ms])  # nothing to pass: look again after another STRANDED_AFTER_S
+        values, reached = self._read_back(tp, next_offset, upper)
         calls: dict[int, str | None] = {offset: _call_id(value) for offset, value in values.items()}
         if self.db is None:
             self.db = self.database_factory()
@@ -310,7 +313,7 @@ class _CommitFn(beam.DoFn):
                 next_state.write(next_offset)
                 write_done(done_state, done)
                 probed_state.clear()
-        recovered = self._stranded(tp, next_offset, done, stalled_state)
+        recovered = self._stranded(tp, next_offset, done, None if end is None else int(end), stalled_state)
         if recovered != next_offset:
             self._commit(tp, recovered)
             next_offset = recovered

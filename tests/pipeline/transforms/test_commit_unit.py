@@ -187,3 +187,13 @@ def test_several_lost_positions_are_passed_in_one_recovery_up_to_the_first_call_
     assert world.group_offsets.get((TOPIC, 0), 0) == expected
     recoveries = [r.getMessage() for r in caplog.records if "never reached the commit stage" in r.getMessage()]
     assert recoveries and recoveries[0].split(": ")[1].startswith("3 position(s)" if expected == LOG_END else "1 position(s)")
+
+
+def test_the_lost_position_of_a_partitions_last_record_is_passed_when_its_call_is_scored(
+        fakes: tuple[FakeClients, World], monkeypatch: pytest.MonkeyPatch) -> None:
+    clients, world = fakes
+    monkeypatch.setattr(commit, "STRANDED_AFTER_S", 0)
+    world.record_calls[(TOPIC, 0, 10)] = "c10"
+    world.statuses["c10"] = "SCORED"
+    run(clients, [[0, 1, 2, 4, 5, 6, 8, 9], [], [], []], recover=True)  # no later offset will ever be done
+    assert world.group_offsets.get((TOPIC, 0), 0) == LOG_END
