@@ -27,10 +27,18 @@ lint_status=$?
 echo "[test] import rules: lint-imports (.importlinter)"
 .venv/bin/lint-imports --no-cache
 imports_status=$?
-echo "[test] pytest"
-.venv/bin/pytest -p no:cacheprovider -ra "$@"
+# Tests that need no service share the two cores; the integration tests (they share the stack, and the fault suite stops
+# its services) run one at a time. Exit code 5 = nothing selected on that side (e.g. ARGS naming one file): not a failure.
+echo "[test] pytest: tests that need no service (two workers)"
+.venv/bin/pytest -p no:cacheprovider -ra -n 2 -m "not integration" "$@"
+unit_status=$?
+[[ $unit_status -eq 5 ]] && unit_status=0
+echo "[test] pytest: integration tests on the stack"
+.venv/bin/pytest -p no:cacheprovider -ra -m "integration" "$@"
 status=$?
+[[ $status -eq 5 ]] && status=0
 set -e
-echo "[test] finished in $(( $(date +%s) - started )) s (ruff exit $lint_status, import rules exit $imports_status, pytest exit $status)"
-[[ $lint_status -eq 0 && $imports_status -eq 0 ]] || exit 1
+echo "[test] finished in $(( $(date +%s) - started )) s (ruff exit $lint_status, import rules exit $imports_status," \
+  "pytest exit $unit_status without services, $status integration)"
+[[ $lint_status -eq 0 && $imports_status -eq 0 && $unit_status -eq 0 ]] || exit 1
 exit $status

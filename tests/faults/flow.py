@@ -69,6 +69,7 @@ class Flow:
     apps: dict[str, App] = field(default_factory=dict)
     pipeline_args: list[str] = field(default_factory=list)
     restarts_reported: int = 0  # supervisor restarts already counted by an earlier verdict
+    started_at: datetime = field(default_factory=lambda: now())
 
     @property
     def pipeline(self) -> App:
@@ -128,10 +129,11 @@ class Flow:
         started = re.findall(r"supervisor: started the pipeline child pid (\d+)", self._log())
         return int(started[-1]) if started else None
 
-    def close_window(self, fault: str, window_start: datetime, healed: float | None, settle_timeout_s: float) -> Verdict:
-        """After a fault healed at `healed` (monotonic; None: nothing to recover from): calls flow TAIL_S more, then the
+    def close_window(self, fault: str, window_start: datetime, healed: float | None, settle_timeout_s: float,
+                     tail_s: float = TAIL_S) -> Verdict:
+        """After a fault healed at `healed` (monotonic; None: nothing to recover from): calls flow `tail_s` more, then the
         verdict on every call that ended since `window_start`, recorded for bench/faults.py."""
-        time.sleep(TAIL_S)
+        time.sleep(tail_s)
         calls = self.calls_ended_between(window_start, now())
         self.wait_scored(calls, settle_timeout_s)
         verdict = self.verdict(calls, recovered_s=0.0 if healed is None else time.monotonic() - healed)
@@ -158,11 +160,12 @@ class Flow:
 
 @contextmanager
 def flowing(stack_env: dict[str, str], *, pipeline_args: list[str] = (), poller: bool = True,
-            calls_per_minute: float = CALLS_PER_MINUTE) -> Any:
-    """The whole system running against a scratch database; yields the Flow once the first call is scored."""
+            calls_per_minute: float = CALLS_PER_MINUTE, mock_args: list[str] = (), lookback_s: int = 60) -> Any:
+    """The whole system running against a scratch database; yields the Flow once the first call is scored. `mock_args`
+    override the recorder's defaults (calls of 5-16 s); `lookback_s` is the poller's look-back."""
     seed = int(uuid.uuid4().int % 90_000) + 10_000
     services = e2e.start_services(seed, 10_000, ["--start", "now", "--duration-min", "5", "--duration-median", "9",
-                                                 "--duration-max", "16", "--availability-delay", "1"],
+                                                 "--duration-max", "16", "--availability-delay", "1", *mock_args],
                                   calls_per_minute=calls_per_minute)
     bootstrap = stack_env["CCAS_KAFKA_BOOTSTRAP"]
     try:
@@ -176,7 +179,7 @@ def flowing(stack_env: dict[str, str], *, pipeline_args: list[str] = (), poller:
                 flow.start_pipeline()
                 if poller:
                     flow.apps["poller"] = App("poller", ccas_command(
-                        "poller", "--interval", "2", "--settle", "2", "--lookback", "60", "--start", "-30",
+                        "poller", "--interval", "2", "--settle", "2", "--lookback", str(lookback_s), "--start", "-30",
                         "--metrics-port", "0", "--transactional-id", f"faults-poller-{group}"),
                         e2e.LOG_DIR / f"poller-{group}.log",
                         env={"CCAS_AVAYA_URL": services.recorder_url, "CCAS_DATABASE_URL": url}).start()
