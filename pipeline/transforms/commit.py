@@ -301,8 +301,9 @@ class _CommitFn(beam.DoFn):
         armed_at.clear()
         if next_offset is None:
             return iter(())
-        end = self._kafka(lambda consumer: consumer.end_offsets([tp])).get(tp)
-        if end is not None and next_offset < int(end):
+        log_end = self._kafka(lambda consumer: consumer.end_offsets([tp])).get(tp)
+        end = None if log_end is None else int(log_end)
+        if end is not None and next_offset < end:
             first = self._first_data_offset_from(tp, next_offset)
             if first is not None and first > next_offset:
                 # No data record in [next_offset, first): transaction markers. Step over them.
@@ -313,7 +314,7 @@ class _CommitFn(beam.DoFn):
                 next_state.write(next_offset)
                 write_done(done_state, done)
                 probed_state.clear()
-        recovered = self._stranded(tp, next_offset, done, None if end is None else int(end), stalled_state)
+        recovered = self._stranded(tp, next_offset, done, end, stalled_state)
         if recovered != next_offset:
             self._commit(tp, recovered)
             next_offset = recovered
@@ -322,8 +323,8 @@ class _CommitFn(beam.DoFn):
             probed_state.clear()
         self._reconcile(tp, next_offset, done)
         if end is not None:
-            prom.QUEUE_DEPTH.labels(topic, str(partition), self.group_id).set(max(0, int(end) - next_offset))
-        if done or (end is not None and next_offset < int(end)):
+            prom.QUEUE_DEPTH.labels(topic, str(partition), self.group_id).set(max(0, end - next_offset))
+        if done or (end is not None and next_offset < end):
             self._arm(armed_at, housekeeping, force=True)
         return iter(())
 

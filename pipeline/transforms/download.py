@@ -10,7 +10,6 @@ A recording whose header cannot be read is still stored (it is the recording we 
 from __future__ import annotations
 
 import io
-import logging
 import time
 from typing import Any
 
@@ -25,8 +24,6 @@ from pipeline.model import DeadLetter, EnrichedCall, StoredAudio, iso, parse_iso
 from pipeline.options import JobConfig
 from pipeline.transforms._bundles import BatchingDoFn, Held
 from schemas.contracts import DEAD_LETTER_TAG
-
-log = logging.getLogger(__name__)
 
 
 def s3_key_for(call: EnrichedCall) -> str:

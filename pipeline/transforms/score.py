@@ -7,7 +7,6 @@ jitter up to `scoring_attempts` times, then dead-lettered; a 4xx refusal goes to
 
 from __future__ import annotations
 
-import logging
 import random
 import time
 from typing import Any
@@ -22,8 +21,6 @@ from pipeline.model import DeadLetter, ScoredCall, StoredAudio, iso, utcnow
 from pipeline.options import JobConfig
 from pipeline.transforms._bundles import BatchingDoFn, Held
 from schemas.contracts import DEAD_LETTER_TAG
-
-log = logging.getLogger(__name__)
 
 
 class _ScoreFn(BatchingDoFn):

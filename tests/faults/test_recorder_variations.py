@@ -30,7 +30,8 @@ def flow(stack_env: dict[str, str]) -> Iterator[Flow]:
 
 
 def _durations(flow: Flow, calls: list[str]) -> dict[str, float]:
-    return {call["inum"]: call["duration"] for call in flow.services.recorder_calls() if call["inum"] in set(calls)}
+    wanted = set(calls)
+    return {call["inum"]: call["duration"] for call in flow.services.recorder_calls() if call["inum"] in wanted}
 
 
 def test_calls_3x_longer_than_the_lookback(flow: Flow) -> None:
