@@ -1,12 +1,14 @@
 """Plan a synthetic call from a seed: who says what when, where the holds and dead air fall, and the ground truth.
 
 The timeline is laid out from the real length of each espeak-ng utterance, so the truth is exact for what `render_call` plays.
-Everything random comes from `numpy.random.default_rng(seed)`: the same seed gives the same plan on every machine.
+Everything random comes from `numpy.random.default_rng(seed)`: the same seed gives the same plan on every machine. How each hold
+sounds (music, beeps, tones) comes from a second generator seeded with (seed, HOLD_KIND_STREAM), so adding hold patterns left the
+timeline of every existing seed unchanged.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -14,7 +16,7 @@ import numpy as np
 from callgen import script, synth
 from callgen.truth import derive_truth
 
-GENERATOR_VERSION = "1.0.0"
+GENERATOR_VERSION = "1.1.0"
 PLAN_RATE = 8000  # timeline resolution; render at other rates keeps the same sample-accurate times at 8 kHz
 
 # Real call lengths (product brief): median ≈ 106 s, 0.7–520 s. A log-normal truncated to that range (redrawn, not clipped, so no
@@ -58,10 +60,32 @@ class Utterance:
         return round(self.start_s + self.duration_s, 4)
 
 
+HOLD_KINDS = ("music", "beep", "tone")
+HOLD_KIND_STREAM = 0x401D
+
+
 @dataclass(frozen=True)
 class Hold:
+    """A hold from start to end. `music` plays throughout; `beep` and `tone` play a burst every `period_s` with silence between.
+
+    A burst is `on_s` long (a double beep: two beeps and a DOUBLE_BEEP_GAP_S pause); the first starts at `start_s` and the last
+    ends at `end_s`, so the truth span is exactly what a listener hears as hold.
+    """
+
     start_s: float
     end_s: float
+    kind: str = "music"
+    period_s: float = 0.0
+    on_s: float = 0.0
+    tone_hz: float = 0.0
+    beeps: int = 1
+
+    def burst_onsets(self) -> list[float]:
+        """Start times of the bursts of a beep or tone hold (none for music)."""
+        if self.kind == "music" or self.period_s <= 0:
+            return []
+        count = int(round((self.end_s - self.start_s - self.on_s) / self.period_s)) + 1
+        return [self.start_s + k * self.period_s for k in range(count)]
 
 
 @dataclass(frozen=True)
@@ -105,6 +129,7 @@ class _Builder:
         self.speakers = {"agent": _Speaker(rng, language, "agent"), "customer": _Speaker(rng, language, "customer")}
         self.utterances: list[Utterance] = []
         self.holds: list[Hold] = []
+        self.force_hold = False
         self.t = round(float(rng.uniform(0.2, 0.8)), 3)
 
     def length(self, speaker: str, text: str) -> float:
@@ -130,8 +155,22 @@ class _Builder:
         return round(float(np.clip(self.rng.lognormal(np.log(0.6), 0.45), 0.4, 2.4)), 3)
 
 
-def plan_call(seed: int, *, duration_s: float | None = None, language: str | None = None, stereo: bool = False) -> CallPlan:
-    """A deterministic call plan with ground truth. `duration_s` and `language` are drawn from the seed when not given."""
+def plan_call(
+    seed: int,
+    *,
+    duration_s: float | None = None,
+    language: str | None = None,
+    stereo: bool = False,
+    hold_kind: str | None = None,
+    force_hold: bool = False,
+) -> CallPlan:
+    """A deterministic call plan with ground truth. `duration_s` and `language` are drawn from the seed when not given.
+
+    `hold_kind` makes every hold music, beeps or tones (else drawn once per call); `force_hold` puts a hold at the first place
+    with room for one (≥ 30 s of call left after the first line) when the dice placed none — for tests that need a hold.
+    """
+    if hold_kind is not None and hold_kind not in HOLD_KINDS:
+        raise ValueError(f"hold_kind must be one of {HOLD_KINDS}")
     rng = np.random.default_rng(seed)
     duration = sample_duration(rng) if duration_s is None else round(float(duration_s), 3)
     if duration <= 0:
@@ -141,11 +180,15 @@ def plan_call(seed: int, *, duration_s: float | None = None, language: str | Non
         raise ValueError(f"language must be one of {sorted(script.LINES)}")
     agent_number = int(rng.integers(1000, 10000))
     b = _Builder(rng, lang, duration)
+    b.force_hold = force_hold
     _lay_out(b)
     _fill_awkward_gaps(b)
     noise_dbfs = round(float(rng.uniform(-66, -56)), 1)
     music_dbfs = round(float(rng.uniform(-28, -22)), 1)
-    utterances, holds = tuple(sorted(b.utterances, key=lambda u: u.start_s)), tuple(b.holds)
+    # One PBX per call, so one hold sound per call; drawn from its own stream (see the module docstring).
+    sound = _hold_sound(np.random.default_rng([seed, HOLD_KIND_STREAM]), hold_kind)
+    utterances = tuple(sorted(b.utterances, key=lambda u: u.start_s))
+    holds = tuple(_with_sound(h, sound) for h in b.holds)
     truth = derive_truth(utterances, holds, duration)
     truth.update(
         {
@@ -186,7 +229,8 @@ def _lay_out(b: _Builder) -> None:
     first = True
     while body_end - b.t > 2.5:
         free = body_end - b.t
-        if flags["holds"] < 2 and free > 30 and not first and rng.random() < 0.07:
+        forced = b.force_hold and not flags["holds"]  # tested after the dice roll, so unforced plans draw exactly as before
+        if flags["holds"] < 2 and free > 30 and not first and (rng.random() < 0.07 or forced):
             _hold(b, min(free - 8, float(rng.uniform(10.5, 45))))
             flags["holds"] += 1
             speaker = "customer"
@@ -241,6 +285,37 @@ def _hold(b: _Builder, music_s: float) -> None:
     else:
         b.say("agent", "agent", b.line("agent"), b.t)
     b.t += b.gap()
+
+
+DOUBLE_BEEP_GAP_S = 0.12
+
+
+def _hold_sound(rng: np.random.Generator, kind: str | None) -> Hold:
+    """How this call's PBX plays hold (a template: its span is filled in per hold): about half music, the rest a beep (some a
+    double beep) or a longer tone every few seconds."""
+    draw = rng.random()
+    kind = kind or ("music" if draw < 0.5 else "beep" if draw < 0.8 else "tone")
+    if kind == "music":
+        return Hold(0.0, 0.0)
+    tone_hz = round(float(rng.uniform(400, 1400)), 1)
+    beeps = 1
+    if kind == "beep":
+        beeps = 2 if rng.random() < 0.35 else 1
+        on_s = 2 * float(rng.uniform(0.12, 0.2)) + DOUBLE_BEEP_GAP_S if beeps == 2 else float(rng.uniform(0.2, 0.5))
+        period_s = float(rng.uniform(2.0, 15.0))
+    else:
+        on_s = float(rng.uniform(0.8, 1.5))
+        period_s = on_s + float(rng.uniform(2.0, 7.0))
+    return Hold(0.0, 0.0, kind, period_s, round(on_s, 3), tone_hz, beeps)
+
+
+def _with_sound(hold: Hold, sound: Hold) -> Hold:
+    """The hold played with the call's sound; the period is snapped so that ≥ 3 bursts fit exactly from hold start to end."""
+    if sound.kind == "music":
+        return hold
+    span = hold.end_s - hold.start_s - sound.on_s
+    periods = max(2, int(round(span / sound.period_s)))
+    return replace(sound, start_s=hold.start_s, end_s=hold.end_s, period_s=round(span / periods, 6))
 
 
 AWKWARD_GAP_S = (2.4, 3.4)  # silences near the 3 s dead-air threshold happen only by accident of layout

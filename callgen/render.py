@@ -1,4 +1,4 @@
-"""Render a CallPlan to PCM: speech from espeak-ng, hold music, line noise; stereo (agent left, customer right) or a mono mix."""
+"""Render a CallPlan to PCM: espeak-ng speech, hold music or beeps, line noise; stereo (agent left, customer right) or mono."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 
 from audio import dsp
 from callgen import synth
-from callgen.plan import CallPlan
+from callgen.plan import DOUBLE_BEEP_GAP_S, CallPlan, Hold
 
 # Major/minor triads of a slow loop: tonal, steady energy, no speech-like formant motion (silero-vad scores it < 0.3).
 _CHORDS_HZ = ((261.6, 329.6, 392.0), (220.0, 261.6, 329.6), (174.6, 220.0, 261.6), (196.0, 246.9, 293.7))
@@ -39,6 +39,35 @@ def hold_music(n_samples: int, sample_rate: int, level_dbfs: float, phase_s: flo
     return (out * (10 ** (level_dbfs / 20) / max(rms, 1e-9))).astype(np.float32)
 
 
+BEEP_FADE_S = 0.015
+
+
+def hold_beeps(n_samples: int, sample_rate: int, level_dbfs: float, hold: Hold) -> np.ndarray:
+    """A beep or tone hold: a sine burst (or two, for a double beep) at each of the hold's onsets, silence between.
+
+    `level_dbfs` is the RMS inside a burst. Each beep fades in and out over 15 ms: a hard edge is a broadband click, which is
+    neither what a PBX plays nor tonal.
+    """
+    out = np.zeros(n_samples, dtype=np.float64)
+    amplitude = np.sqrt(2.0) * 10 ** (level_dbfs / 20)
+    beep_s = (hold.on_s - DOUBLE_BEEP_GAP_S) / 2 if hold.beeps == 2 else hold.on_s
+    offsets = (0.0, beep_s + DOUBLE_BEEP_GAP_S) if hold.beeps == 2 else (0.0,)
+    length = int(round(beep_s * sample_rate))
+    t = np.arange(length) / sample_rate
+    fade = min(length // 2, int(BEEP_FADE_S * sample_rate))
+    envelope = np.ones(length)
+    if fade:
+        ramp = 0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, fade))
+        envelope[:fade], envelope[length - fade :] = ramp, ramp[::-1]
+    beep = amplitude * envelope * np.sin(2 * np.pi * hold.tone_hz * t)
+    for onset in hold.burst_onsets():
+        for offset in offsets:
+            start = int(round((onset + offset - hold.start_s) * sample_rate))
+            piece = beep[: max(0, n_samples - start)]
+            out[start : start + len(piece)] += piece
+    return out.astype(np.float32)
+
+
 def line_noise(rng: np.random.Generator, n_samples: int, level_dbfs: float) -> np.ndarray:
     """Band-limited hiss at `level_dbfs` RMS: a quiet line is never digital zero on a real trunk."""
     white = rng.standard_normal(n_samples + 8)
@@ -64,8 +93,11 @@ def render_call(plan: CallPlan, *, sample_rate: int = 8000) -> np.ndarray:
             tracks[u.speaker][start : start + length] += piece
     for hold in plan.holds:
         start, end = int(round(hold.start_s * sample_rate)), min(n, int(round(hold.end_s * sample_rate)))
-        # The agent side plays the music (it is what the recorder taps); the mono mix carries it either way.
-        tracks["agent"][start:end] += hold_music(end - start, sample_rate, plan.music_dbfs)
+        # The agent side plays the hold (it is what the recorder taps); the mono mix carries it either way.
+        if hold.kind == "music":
+            tracks["agent"][start:end] += hold_music(end - start, sample_rate, plan.music_dbfs)
+        else:
+            tracks["agent"][start:end] += hold_beeps(end - start, sample_rate, plan.music_dbfs, hold)
     rng = np.random.default_rng([plan.seed, 0x4E015E])
     if plan.stereo:
         left = tracks["agent"] + line_noise(rng, n, plan.noise_dbfs)

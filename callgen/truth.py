@@ -1,6 +1,7 @@
 """Ground truth of a planned call: segments and the aggregates the scorer is checked against.
 
-As in docs/scoring.md: dead air = a stretch ≥ 3 s with no speech and no hold music; hold = music ≥ 10 s; overtalk = both
+As in docs/scoring.md: dead air = a stretch ≥ 3 s with no speech and no hold; hold ≥ 10 s = music, or beeps/tones repeating
+with silence between (from the first burst's start to the last one's end; none of it dead air); overtalk = both
 parties speaking at once (counted for every call; the scorer only reports it on stereo).
 """
 
@@ -37,7 +38,10 @@ def derive_truth(utterances: Sequence[Any], holds: Sequence[Any], duration: floa
         }
         for u in utterances
     ]
-    segments += [{"speaker": "none", "kind": "hold", "start_s": _r(s), "end_s": _r(e)} for s, e in hold_iv]
+    for h in holds:
+        # `pattern` says how the hold sounded (music, beep, tone); the span is the same whatever plays.
+        pattern = getattr(h, "kind", "music")
+        segments.append({"speaker": "none", "kind": "hold", "start_s": _r(h.start_s), "end_s": _r(h.end_s), "pattern": pattern})
     occupied = merge(speech["agent"] + speech["customer"] + hold_iv)
     silences = complement(occupied, duration)
     dead = [(s, e) for s, e in silences if e - s >= DEAD_AIR_MIN_S]

@@ -12,10 +12,10 @@ import numpy as np
 
 from audio import dsp
 from audio.intervals import Interval, complement, intersect, longest, mask_runs, merge, total
-from scoring_service import vad
+from scoring_service import tones, vad
 from scoring_service.vad import ANALYSIS_RATE
 
-FEATURE_VERSION = "1.0.0"
+FEATURE_VERSION = "1.1.0"
 DEAD_AIR_MIN_S = 3.0
 HOLD_MIN_S = 10.0
 QUIET_DBFS = -40.0  # line noise sits well under this; music on hold and speech well above
@@ -52,13 +52,18 @@ def _median_smooth(mask: np.ndarray, width: int) -> np.ndarray:
 
 
 def split_silence(
-    speech: list[Interval], loud_frames: np.ndarray, duration: float
+    speech: list[Interval], loud_frames: np.ndarray, duration: float, patterns: list[Interval] | None = None
 ) -> tuple[list[Interval], list[Interval], list[Interval]]:
-    """Non-speech time → (quiet runs, dead air ≥ 3 s, hold ≥ 10 s). `loud_frames`: per 20 ms frame, level > QUIET_DBFS."""
+    """Non-speech time → (quiet runs, dead air ≥ 3 s, hold ≥ 10 s). `loud_frames`: per 20 ms frame, level > QUIET_DBFS.
+
+    `patterns`: spans of a beep/tone hold (`tones.hold_patterns`); mostly quiet, but hold all through, never dead air.
+    """
     quiet, dead, hold = [], [], []
     for g0, g1 in complement(speech, duration):
         f0, f1 = int(round(g0 / LEVEL_FRAME_S)), int(round(g1 / LEVEL_FRAME_S))
-        loud = _median_smooth(loud_frames[f0:f1], SMOOTH_FRAMES)
+        loud = _median_smooth(loud_frames[f0:f1], SMOOTH_FRAMES).copy()  # a short gap's mask is a view of loud_frames
+        for p0, p1 in patterns or []:
+            loud[max(0, int(round(p0 / LEVEL_FRAME_S)) - f0) : max(0, int(round(p1 / LEVEL_FRAME_S)) - f0)] = True
         for mask, sink in ((~loud, quiet), (loud, hold)):
             for a, b in mask_runs(mask):
                 start, end = g0 if a == 0 else (f0 + a) * LEVEL_FRAME_S, g1 if f0 + b >= f1 else (f0 + b) * LEVEL_FRAME_S
@@ -73,6 +78,23 @@ def _drop_music_blips(segments: list[Interval], hold: list[Interval]) -> list[In
         return end - start < MUSIC_BLIP_S and any(h0 - 0.1 <= end <= h0 + 0.1 or h1 - 0.1 <= start <= h1 + 0.1 for h0, h1 in hold)
 
     return [(start, end) for start, end in segments if not blip(start, end)]
+
+
+def _tone_holds(
+    signals: dict[str, np.ndarray], levels: dict[str, np.ndarray], speech: dict[str, list[Interval]], duration: float
+) -> tuple[dict[str, list[Interval]], list[Interval]]:
+    """Beep/tone hold spans, and the speech without the beeps silero took for syllables."""
+    frame = int(LEVEL_FRAME_S * ANALYSIS_RATE)
+    bursts = [b for who, x in signals.items() for b in tones.find_bursts(x, levels[who] > QUIET_DBFS, frame, ANALYSIS_RATE)]
+    loud = np.max(np.stack(list(levels.values())), axis=0) > QUIET_DBFS
+    if len(bursts) < tones.MIN_BURSTS:
+        return speech, []
+    # A beep read as speech would cut the pattern in two: look for patterns as if every burst-shaped blip were not speech...
+    everywhere = [(0.0, duration)]
+    union = merge([iv for segs in speech.values() for iv in tones.drop_beep_blips(segs, bursts, everywhere)])
+    spans = tones.hold_patterns(bursts, union, duration, loud, LEVEL_FRAME_S, HOLD_MIN_S)
+    # ...but only the blips inside a pattern are beeps; a lone tonal blip stays whatever silero said.
+    return {who: tones.drop_beep_blips(segs, bursts, spans) for who, segs in speech.items()}, spans
 
 
 def two_party_metrics(agent: list[Interval], customer: list[Interval]) -> tuple[dict[str, Any], dict[str, list[Interval]]]:
@@ -165,14 +187,16 @@ def extract(pcm: np.ndarray, sample_rate: int, layout: str) -> Features:
     signals = {who: dsp.resample(dsp.to_float(ch), sample_rate, ANALYSIS_RATE) for who, ch in raw.items()}
     speech = {who: vad.speech_segments(x) for who, x in signals.items()}
     frame = int(LEVEL_FRAME_S * ANALYSIS_RATE)
-    loud = np.max(np.stack([dsp.frame_db(x, frame) for x in signals.values()]), axis=0) > QUIET_DBFS
+    levels = {who: dsp.frame_db(x, frame) for who, x in signals.items()}
+    loud = np.max(np.stack(list(levels.values())), axis=0) > QUIET_DBFS
+    speech, patterns = _tone_holds(signals, levels, speech, duration)
     union = merge([iv for segs in speech.values() for iv in segs])
-    _quiet, _dead, hold = split_silence(union, loud, duration)
+    _quiet, _dead, hold = split_silence(union, loud, duration, patterns)
     if hold:
         # silero reads the onset of music as ~0.3 s of speech; a blip that only touches a hold belongs to the hold.
         speech = {who: _drop_music_blips(segs, hold) for who, segs in speech.items()}
         union = merge([iv for segs in speech.values() for iv in segs])
-    quiet, dead, hold = split_silence(union, loud, duration)
+    quiet, dead, hold = split_silence(union, loud, duration, patterns)
     metrics: dict[str, Any] = {
         "speech_total_s": _r(total(union)),
         "speech_share": _r(total(union) / duration) if duration else 0.0,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from callgen import plan_call, sample_duration
 
@@ -68,3 +69,45 @@ def test_no_silence_sits_near_the_dead_air_threshold() -> None:
 def test_very_short_call_is_silence_or_a_few_words() -> None:
     plan = plan_call(3, duration_s=0.7)
     assert plan.duration_s == 0.7 and plan.truth["speech_total_s"] <= 0.7
+
+
+def test_hold_sound_is_drawn_apart_from_the_timeline() -> None:
+    # How a hold sounds comes from its own random stream: forcing it leaves every utterance and hold span as drawn.
+    kinds = []
+    for seed in range(40):
+        drawn = plan_call(seed, duration_s=150)
+        kinds += [h.kind for h in drawn.holds]
+        for kind in ("music", "beep", "tone"):
+            forced = plan_call(seed, duration_s=150, hold_kind=kind)
+            assert forced.utterances == drawn.utterances
+            assert [(h.start_s, h.end_s) for h in forced.holds] == [(h.start_s, h.end_s) for h in drawn.holds]
+            assert all(h.kind == kind for h in forced.holds)
+            assert {s["pattern"] for s in forced.truth["segments"] if s["kind"] == "hold"} <= {kind}
+    assert len(kinds) > 20 and 0.3 < np.mean([k != "music" for k in kinds]) < 0.7
+
+
+def test_beeps_and_tones_fill_the_hold_from_start_to_end() -> None:
+    for seed in range(30):
+        for kind in ("beep", "tone"):
+            plan = plan_call(seed, duration_s=90, hold_kind=kind, force_hold=True)
+            assert plan.holds, f"seed {seed}: force_hold gave no hold"
+            for h in plan.holds:
+                onsets = h.burst_onsets()
+                assert len(onsets) >= 3 and onsets[0] == h.start_s
+                assert abs(onsets[-1] + h.on_s - h.end_s) < 1e-3  # the last burst ends the hold
+                assert 1.5 <= h.period_s <= 20 and 400 <= h.tone_hz <= 1400
+                if kind == "beep":
+                    assert 0.2 <= h.on_s <= 0.52 and h.beeps in (1, 2)
+                else:
+                    assert 0.8 <= h.on_s <= 1.5 and h.period_s - h.on_s >= 1.5 and h.beeps == 1
+
+
+def test_force_hold_puts_a_hold_at_the_first_place_with_room() -> None:
+    for seed in range(15):
+        plain, forced = plan_call(seed, duration_s=90), plan_call(seed, duration_s=90, force_hold=True)
+        assert forced.holds and forced == plan_call(seed, duration_s=90, force_hold=True)
+        # Up to the forced hold the call is the one the dice drew.
+        before = forced.holds[0].start_s - 4
+        assert [u for u in forced.utterances if u.end_s < before] == [u for u in plain.utterances if u.end_s < before]
+    with pytest.raises(ValueError):
+        plan_call(1, duration_s=60, hold_kind="jazz")

@@ -11,6 +11,7 @@ from audio import dsp
 from audio.wav import read_wav
 from callgen import plan_call, render_call
 from callgen.__main__ import main as callgen_main
+from callgen.plan import DOUBLE_BEEP_GAP_S
 
 
 def _level(x: np.ndarray, start: float, end: float, rate: int = 8000) -> float:
@@ -38,7 +39,7 @@ def test_stereo_puts_agent_left_customer_right() -> None:
 
 def test_hold_has_energy_and_dead_air_is_quiet_but_not_digital_zero() -> None:
     for seed in range(40):
-        plan = plan_call(seed, duration_s=200)
+        plan = plan_call(seed, duration_s=200, hold_kind="music")
         segs = plan.truth["segments"]
         if any(s["kind"] == "hold" for s in segs) and any(s["kind"] == "dead_air" for s in segs):
             break
@@ -49,6 +50,28 @@ def test_hold_has_energy_and_dead_air_is_quiet_but_not_digital_zero() -> None:
         if s["kind"] == "dead_air":
             level = _level(pcm, s["start_s"] + 0.1, s["end_s"] - 0.1, 16000)
             assert -72 < level < -50
+
+
+def test_beep_hold_is_tone_bursts_on_the_agent_side_with_silence_between() -> None:
+    plan = plan_call(1, duration_s=80, language="en", stereo=True, hold_kind="beep", force_hold=True)
+    hold = plan.holds[0]
+    assert hold.beeps == 2  # a double beep: two tones and a pause in each burst
+    pcm = render_call(plan)
+    agent, customer = dsp.to_float(pcm[:, 0]), dsp.to_float(pcm[:, 1])
+    beep_s = (hold.on_s - DOUBLE_BEEP_GAP_S) / 2
+    for onset in hold.burst_onsets():
+        for start in (onset, onset + beep_s + DOUBLE_BEEP_GAP_S):
+            a, b = int(start * 8000), int((start + beep_s) * 8000)
+            assert -28.5 < dsp.rms_db(agent[a + 160 : b - 160]) < -17.5  # the burst's level, fades left out
+            assert dsp.rms_db(customer[a:b]) < -50
+            spectrum = np.abs(np.fft.rfft(agent[a:b]))
+            assert abs(np.argmax(spectrum) * 8000 / (b - a) - hold.tone_hz) < 10
+            # Fades in and out: no click at the edges.
+            peak = float(np.max(np.abs(agent[a:b])))
+            assert np.max(np.abs(agent[a : a + 16])) < 0.3 * peak and np.max(np.abs(agent[b - 16 : b])) < 0.3 * peak
+        gap = onset + hold.on_s + 0.05, onset + hold.period_s - 0.05
+        if gap[1] < hold.end_s:
+            assert _level(pcm[:, 0], *gap) < -50  # line noise only between bursts
 
 
 def test_cli_writes_wav_and_truth(tmp_path: Path) -> None:
