@@ -43,7 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(settings)
     log.info(
-        "scoring service %s on http://%s:%d (asr=%s)", app.state.scorer.model_version, settings.host, settings.port, settings.asr
+        "scoring service %s on http://%s:%d (asr=%s)",
+        app.state.scorer.model_version,
+        settings.host,
+        settings.port,
+        settings.asr_engine,
     )
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(), access_log=False)
     return 0

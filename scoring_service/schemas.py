@@ -11,11 +11,34 @@ from schemas.contracts import CALL_ID_PATTERN  # noqa: F401 - the one call-id co
 ChannelLayout = Literal["mono", "agent_left", "agent_right"]
 
 
+class Word(BaseModel):
+    start_s: float = Field(ge=0)
+    end_s: float = Field(ge=0)
+    text: str = Field(max_length=200)
+    confidence: float | None = Field(default=None, ge=0, le=1)
+
+
 class TranscriptSegment(BaseModel):
     start_s: float = Field(ge=0)
     end_s: float = Field(ge=0)
     text: str = Field(max_length=10000)
     speaker: Literal["agent", "customer", "unknown"] = "unknown"
+    words: list[Word] = Field(default_factory=list, max_length=2000)  # empty when the source gave only text
+    sentiment: float | None = Field(default=None, ge=-1, le=1)  # of this turn, filled in by the scorer
+
+
+class TranscriptOut(BaseModel):
+    """What the ASR heard, as the pipeline stores it (transcripts/…/{call_id}_{asr_model}.json)."""
+
+    engine: str
+    asr_model: str
+    language: str | None
+    language_source: str  # metadata | detected | engine | request
+    language_probability: float | None = None
+    word_count: int
+    confidence: float | None  # mean word confidence, None when the engine gives none
+    text: str
+    segments: list[TranscriptSegment]
 
 
 class Evidence(BaseModel):
@@ -51,7 +74,9 @@ class ScoreResponse(BaseModel):
     sample_rate: int
     channels: int
     channel_layout: ChannelLayout
-    transcript_source: Literal["none", "request", "pocketsphinx", "faster-whisper"]
+    transcript_source: Literal["none", "request", "faster-whisper", "viet-asr", "pocketsphinx"]
+    language: str | None = None
+    transcript: TranscriptOut | None = None
     metrics: dict[str, Any]
     breakdown: list[CriterionResult]
     latency_ms: float
@@ -79,6 +104,7 @@ class BatchScoreResponse(BaseModel):
 class ScorecardResponse(BaseModel):
     model_version: str
     scorecard: dict[str, Any]
+    asr: dict[str, Any] = Field(default_factory=dict)
 
 
 class HealthResponse(BaseModel):

@@ -47,6 +47,14 @@ class Criterion(BaseModel):
         return self
 
 
+class PhraseMatching(BaseModel):
+    """How close recognised words must be to a phrase (see scoring_service/transcript.py)."""
+
+    fuzzy_threshold: float = Field(default=0.8, gt=0, le=1)
+    prohibited_threshold: float = Field(default=0.9, gt=0, le=1)
+    min_fuzzy_chars: int = Field(default=10, ge=0)
+
+
 class Scorecard(BaseModel):
     version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
     name: str
@@ -54,6 +62,7 @@ class Scorecard(BaseModel):
     min_speech_s: float = Field(ge=0)
     criteria: list[Criterion] = Field(min_length=1)
     phrases: dict[str, dict[str, list[str]]]
+    matching: PhraseMatching = Field(default_factory=PhraseMatching)
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Scorecard:

@@ -19,9 +19,17 @@ class ScoringSettings(CcasSettings):
     host: str = Field(default="127.0.0.1", description="address the service binds (0.0.0.0 in a container)")
     port: int = Field(default=8000, ge=1, le=65535, description="HTTP port")
     scorecard: Path = Field(default=DEFAULT_SCORECARD, description="scorecard YAML (criteria, weights, model version)")
-    asr: Literal["none", "pocketsphinx", "faster-whisper"] = Field(
-        default="none", description="ASR for the transcript criteria (none: only a transcript sent with the request)")
-    whisper_model_dir: Path | None = Field(default=None, description="local faster-whisper model directory (asr=faster-whisper)")
+    asr_engine: Literal["none", "faster-whisper", "viet-asr", "pocketsphinx"] = Field(
+        default="none", description="ASR engine for the transcript criteria (none: only a transcript sent with the request)")
+    asr_model_dir: Path | None = Field(
+        default=None, description="CTranslate2 Whisper model directory for asr-engine=faster-whisper (never downloaded)")
+    asr_language_engines: str = Field(
+        default="vi=viet-asr", description="engine per language overriding asr-engine (none: no override): viet-asr hears "
+                                           "Vietnamese better than Whisper base, as measured in docs/scoring.md")
+    asr_beam_size: int = Field(default=1, ge=1, le=10, description="ASR beam width (1 = greedy: fastest, see docs/scoring.md)")
+    asr_threads: int = Field(default=2, ge=1, description="CPU threads of the ASR engine (one call is decoded at a time)")
+    speaker_model: Path | None = Field(
+        default=None, description="Resemblyzer voice-encoder weights (pretrained.pt): speaker roles on mono recordings")
     # Caps checked before any sample is decoded: body size while it streams in, duration and decoded size from the WAV header.
     max_upload_mb: float = Field(default=100.0, gt=0, description="largest request body (MB), refused while it streams in")
     max_duration_s: float = Field(default=1800.0, gt=0, description="longest call accepted (seconds, from the WAV header)")

@@ -22,7 +22,7 @@ from scoring_service.scorer import ScoreFields, parse_fields
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["score"])
 
-_TEXT_FIELDS = ("call_id", "agent_id", "channel_layout", "transcript")
+_TEXT_FIELDS = ("call_id", "agent_id", "channel_layout", "transcript", "language")
 
 
 async def _form(request: Request, max_files: int) -> FormData:

@@ -125,7 +125,7 @@ def test_installed_product_scores_calls_end_to_end(installed: Path, workdir: Pat
                          machine_env(PATH=f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin", **recorder),
                          cwd=REPO_ROOT)
             scoring = start("scoring-service", [str(installed / "ccas"), "scoring-service", "--port", str(scoring_port)],
-                            {**ccas_env, "CCAS_SCORING_ASR": "none"})
+                            {**ccas_env, "CCAS_SCORING_ASR_ENGINE": "none"})
             ops_token = uuid.uuid4().hex
             ops_api = start("ops-api", [str(installed / "ccas"), "ops-api", "--port", str(ops_port)],
                             {**ccas_env, "CCAS_OPS_TOKEN": ops_token, "CCAS_DATABASE_URL": database_url,

@@ -13,6 +13,7 @@ from audio import dsp
 from scoring_service.features import CLIP_LEVEL, two_party_metrics
 from scoring_service.scorecard import Criterion, passes
 from scoring_service.scorer import ScoreFields, Scorer
+from scoring_service.sentiment import sentiment_metrics
 from scoring_service.settings import ScoringSettings
 from tests.scoring_service.corpus import DURATIONS_S, Case, case
 
@@ -53,6 +54,9 @@ def truth_values(c: Case) -> dict[str, Any]:
         prohibited_count=int(phrases["prohibited"]),
         hold_etiquette_ok=None if phrases["hold_etiquette"] is None else int(phrases["hold_etiquette"]),
     )
+    # The generator has no notion of mood: the truth of the sentiment metrics is the lexicon's reading of the words spoken, so
+    # this checks that the scorer carries them from the transcript to the criterion (sentiment itself: test_sentiment.py).
+    values.update(sentiment_metrics(c.transcript(), c.plan.language)[0])
     return values
 
 
@@ -74,7 +78,7 @@ def expected_decision(criterion: Criterion, truth: Any) -> set[bool]:
 
 @pytest.fixture(scope="module")
 def scorer() -> Scorer:
-    return Scorer(ScoringSettings(asr="none"))
+    return Scorer(ScoringSettings(asr_engine="none"))
 
 
 @pytest.mark.slow

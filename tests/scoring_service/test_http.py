@@ -101,11 +101,16 @@ def _error(response: httpx.Response, status: int, error: str) -> None:
 
 def test_health_and_scorecard(base_url: str) -> None:
     health = httpx.get(f"{base_url}/healthz").json()
-    assert health == {"status": "ok", "model_version": "sc1.0.0+fx1.0.0", "asr": "none"}
+    assert health == {"status": "ok", "model_version": "sc1.1.0+fx1.1.0", "asr": "none"}
     card = httpx.get(f"{base_url}/v1/scorecard").json()
     assert card["model_version"] == health["model_version"] and len(card["model_version"]) <= 32
     ids = {c["id"] for c in card["scorecard"]["criteria"]}
-    assert {"dead_air", "hold_time", "overtalk", "greeting", "prohibited_words"} <= ids
+    assert {"dead_air", "hold_time", "overtalk", "greeting", "prohibited_words", "customer_sentiment"} <= ids
+    # Every phrase criterion's lists in both languages, how they are matched, and the engines that produce the words.
+    assert card["scorecard"]["phrases"]["greeting"]["vi"] and card["scorecard"]["phrases"]["greeting"]["en"]
+    assert card["scorecard"]["matching"] == {"fuzzy_threshold": 0.8, "prohibited_threshold": 0.9, "min_fuzzy_chars": 10}
+    assert card["asr"]["engine"] == "none" and card["asr"]["languages"] == ["vi", "en"]
+    assert card["asr"]["engines_available"] == ["none", "faster-whisper", "viet-asr", "pocketsphinx"]
 
 
 def test_same_input_twice_gives_identical_response(base_url: str, mono_call: bytes) -> None:

@@ -20,7 +20,7 @@ def _card(criteria: list[dict], version: str = "2.1.0") -> Scorecard:
 
 def test_default_scorecard_loads_and_model_version_fits_the_db() -> None:
     card = load_scorecard()
-    assert card.model_version == f"sc{card.version}+fx{FEATURE_VERSION}" == "sc1.0.0+fx1.0.0"
+    assert card.model_version == f"sc{card.version}+fx{FEATURE_VERSION}" == "sc1.1.0+fx1.1.0"
     assert len(card.model_version) <= 32
     assert any(c.critical for c in card.criteria)
     for kind in ("greeting", "closing", "empathy", "hold_request", "hold_thanks", "prohibited"):
