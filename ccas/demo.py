@@ -73,6 +73,22 @@ def _prepare_stack() -> list[str]:
     return started
 
 
+# The mock recorder's skills: 1xx Vietnamese queues, 2xx English ones; the pipeline sends that language with each recording.
+MOCK_SKILL_LANGUAGES = "1*=vi,2*=en"
+
+
+def _asr_args(asr: str) -> list[str]:
+    """Scoring-service flags: Whisper base (Vietnamese goes to viet-asr, the service's default) and the voice encoder that
+    splits mono speakers, both from set-up's model cache."""
+    if asr == "none":
+        return ["--asr-engine", "none"]
+    models = settings.cache_dir() / "models"
+    whisper, voices = models / "whisper-base-ct2", models / "resemblyzer" / "pretrained.pt"
+    if not (whisper / "model.bin").is_file() or not voices.is_file():
+        raise SystemExit(f"demo: models missing in {models}: run `bash scripts/models.sh` (make setup does), or --asr none")
+    return ["--asr-engine", "faster-whisper", "--asr-model-dir", str(whisper), "--speaker-model", str(voices)]
+
+
 def top_reasons(details: dict[str, Any] | None, count: int = 2) -> str:
     """The criteria that cost the most points, e.g. 'dead_air 0/15, greeting 0/10'; '-' when nothing was lost."""
     lost = [(item["max_points"] - item["points"], item["criterion"], item["points"], item["max_points"])
@@ -99,9 +115,10 @@ def _print_table(rows: list[tuple], elapsed_s: float) -> None:
 def _where_to_look(apps: dict[str, App]) -> None:
     p = settings.ports()
     print("\nWhere to look:")
-    print("  PostgreSQL  tables call, audio_asset, scoring_result, agent")
+    print("  PostgreSQL  tables call, audio_asset, scoring_result, transcript, agent")
     print('              eval "$(.venv/bin/ccas env)"; psql "$CCAS_DATABASE_URL"')
-    print(f"  S3          s3://{settings.S3_BUCKET_DEV}/raw/YYYY/MM/DD/<call_id>.wav at http://127.0.0.1:{p.s3}")
+    print(f"  S3          s3://{settings.S3_BUCKET_DEV}/raw/YYYY/MM/DD/<call_id>.wav and "
+          f"transcripts/YYYY/MM/DD/<call_id>_<asr_model>.json at http://127.0.0.1:{p.s3}")
     print("  Kafka       calls.raw → calls.enriched → audio.ready → scoring.results; dead letters in *.dlq")
     print(f"  Metrics     pipeline http://127.0.0.1:{p.pipeline_metrics}/metrics, poller http://127.0.0.1:{p.poller_metrics}/metrics,"
           f" scoring http://127.0.0.1:{p.scoring_service}/metrics")
@@ -119,8 +136,8 @@ def run(args: argparse.Namespace) -> int:
             "avaya-mock", "--port", str(p.avaya_mock), "--seed", str(seed), "--calls-per-minute", str(args.calls_per_minute),
             "--count", str(args.calls), "--duration-median", str(args.duration_median), "--duration-max",
             str(args.duration_max), "--duration-min", "8", "--availability-delay", "3"), logs / "avaya-mock.log"),
-        "scoring-service": App("scoring-service", ccas_command("scoring-service", "--port", str(p.scoring_service)),
-                               logs / "scoring-service.log"),
+        "scoring-service": App("scoring-service", ccas_command("scoring-service", "--port", str(p.scoring_service),
+                                                               *_asr_args(args.asr)), logs / "scoring-service.log"),
     }
     try:
         for app in apps.values():
@@ -132,10 +149,10 @@ def run(args: argparse.Namespace) -> int:
                                                     "--lookback", str(int(args.duration_max) + 60),
                                                     "--metrics-port", str(p.poller_metrics)), logs / "poller.log").start()
         pipeline = pipeline_command("--runner=DirectRunner", f"--kafka_io={args.kafka_io}",
-                                    f"--metrics_port={p.pipeline_metrics}")
+                                    f"--metrics_port={p.pipeline_metrics}", f"--skill_languages={MOCK_SKILL_LANGUAGES}")
         apps["pipeline"] = App("pipeline", pipeline, logs / "pipeline.log").start()
-        print(f"demo: mock recorder (seed {seed}, {args.calls_per_minute:g} calls/min), scoring service, poller and pipeline "
-              f"({args.kafka_io} Kafka reader) running; waiting for {args.calls} scored calls …", flush=True)
+        print(f"demo: mock recorder (seed {seed}, {args.calls_per_minute:g} calls/min), scoring service (ASR: {args.asr}), "
+              f"poller and pipeline ({args.kafka_io} Kafka reader) running; waiting for {args.calls} scored calls …", flush=True)
         pipeline_started = time.monotonic()
         rows = _follow(apps, f"http://127.0.0.1:{p.avaya_mock}", args)
         _print_table(rows, time.monotonic() - pipeline_started)
@@ -187,10 +204,14 @@ def _follow(apps: dict[str, App], recorder_url: str, args: argparse.Namespace) -
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="ccas demo", description=__doc__)
     parser.add_argument("--calls", type=int, default=20, help="stop after this many calls are scored (default 20)")
-    parser.add_argument("--calls-per-minute", type=float, default=20.0, help="mock recorder arrival rate (default 20)")
+    # With ASR every call costs ~0.25 CPU-s per second of speech on top of the pipeline; 8 calls/min of ~45 s keeps a 2-core
+    # machine below saturation, so calls are scored within the 2-minute target (docs/scoring.md, "Speed").
+    parser.add_argument("--calls-per-minute", type=float, default=8.0, help="mock recorder arrival rate (default 8)")
     parser.add_argument("--duration-median", type=float, default=45.0, help="median call length in seconds (default 45)")
     parser.add_argument("--duration-max", type=float, default=120.0, help="longest call in seconds (default 120)")
     parser.add_argument("--kafka-io", choices=("java", "python"), default="java", help="pipeline Kafka reader (default java)")
+    parser.add_argument("--asr", choices=("faster-whisper", "none"), default="faster-whisper",
+                        help="speech recognition for the phrase criteria (default faster-whisper; Vietnamese via viet-asr)")
     parser.add_argument("--seed", type=int, default=None, help="mock recorder seed (default random)")
     parser.add_argument("--timeout", type=float, default=900.0, help="give up after this many seconds (default 900)")
     parser.add_argument("--keep-running", action="store_true", help="leave the stack and the apps running")

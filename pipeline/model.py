@@ -93,6 +93,7 @@ class ScoredCall:
     breakdown: list[dict[str, Any]]
     response: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
     scored_at: str = ""
+    transcript: dict[str, Any] | None = None  # s3_key, asr_model, language, word_count, confidence: the words are in S3
 
     @property
     def call_id(self) -> str:

@@ -7,6 +7,7 @@ every problem listed at once.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -66,6 +67,7 @@ class JobConfig:
     prism_location: str = ""
     outage_budget_s: float = 900.0
     outage_backoff_cap_s: float = 30.0
+    skill_languages: tuple[tuple[str, str], ...] = ()
 
     def __repr__(self) -> str:  # secrets never reach a log line
         return f"JobConfig(kafka={self.kafka_bootstrap}, io={self.kafka_io}, bucket={self.s3_bucket}, scoring={self.scoring_url})"
@@ -98,6 +100,10 @@ def validate_options(options: PipelineOptions, settings: PipelineSettings | None
         problems.append("CCAS_S3_ACCESS_KEY and CCAS_S3_SECRET_KEY go together (or neither: the AWS credential chain)")
     if not s.avaya_password and not s.avaya_password_file:
         problems.append("--avaya_password / CCAS_AVAYA_PASSWORD (or CCAS_AVAYA_PASSWORD_FILE) is not set")
+    try:
+        skill_languages = parse_skill_languages(s.skill_languages)
+    except ValueError as error:
+        problems.append(str(error))
     if problems:
         raise ConfigError("invalid pipeline configuration:\n  - " + "\n  - ".join(problems))
     try:
@@ -114,5 +120,32 @@ def validate_options(options: PipelineOptions, settings: PipelineSettings | None
         download_attempts=s.download_attempts, download_backoff_s=s.download_backoff_s, scoring_attempts=s.scoring_attempts,
         scoring_backoff_s=s.scoring_backoff_s, dedup_ttl_s=s.dedup_ttl_s, outage_budget_s=s.outage_budget_s,
         outage_backoff_cap_s=s.outage_backoff_cap_s, metrics_host=s.pipeline_metrics_host,
-        metrics_port=s.pipeline_metrics_port, prism_location=s.prism_location,
+        metrics_port=s.pipeline_metrics_port, prism_location=s.prism_location, skill_languages=skill_languages,
     )
+
+
+LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
+
+
+def parse_skill_languages(text: str) -> tuple[tuple[str, str], ...]:
+    """'VN_SUPPORT=vi,EN_*=en' → (('VN_SUPPORT', 'vi'), ('EN_*', 'en')); a bad item is an error naming it."""
+    out = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        skill, sep, language = (x.strip() for x in item.partition("="))
+        if not sep or not skill or not LANGUAGE_CODE.match(language):
+            raise ValueError(f"--skill_languages item {item!r}: write skill=language, e.g. VN_SUPPORT=vi or VN_*=vi")
+        out.append((skill, language))
+    return tuple(out)
+
+
+def language_of(skill: str | None, skill_languages: tuple[tuple[str, str], ...]) -> str | None:
+    """The language configured for `skill` (exact entries before prefix ones), or None: let the ASR detect it."""
+    if not skill:
+        return None
+    for pattern, language in skill_languages:
+        if pattern == skill:
+            return language
+    for pattern, language in skill_languages:
+        if pattern.endswith("*") and skill.startswith(pattern[:-1]):
+            return language
+    return None

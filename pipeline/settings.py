@@ -30,6 +30,9 @@ class PipelineSettings(KafkaSettings, DatabaseSettings, S3Settings, RecorderSett
                                    "(recorder, S3, scoring, PostgreSQL, Kafka) is unavailable before the job gives up on it")
     outage_backoff_cap_s: float = Field(default=30.0, gt=0, description="longest wait between two tries of an unavailable "
                                                                          "dependency (capped exponential backoff with jitter)")
+    skill_languages: str = Field(
+        default="", description="language of calls by skill, sent to ASR as the recording's metadata: 'skill=lang,...' "
+                                "(a skill ending in * is a prefix, e.g. VN_*=vi); unlisted skills: the ASR detects it")
     dedup_ttl_s: int = Field(default=24 * 3600, ge=1, description="how long DedupPerCall remembers a call_id (event time, s)")
     pipeline_metrics_host: str = Field(default="127.0.0.1", json_schema_extra={"flag": "--metrics_host"},
                                        description="address the worker's Prometheus endpoint binds (0.0.0.0 in a container)")

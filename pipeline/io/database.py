@@ -56,6 +56,12 @@ ON CONFLICT (call_id, model_version) DO UPDATE SET
   latency_ms = EXCLUDED.latency_ms, end_to_end_ms = LEAST(scoring_result.end_to_end_ms, EXCLUDED.end_to_end_ms),
   updated_at = now()
 """
+_UPSERT_TRANSCRIPTS = """
+INSERT INTO transcript (call_id, asr_model, language, s3_key, word_count, confidence) VALUES %s
+ON CONFLICT (call_id, asr_model) DO UPDATE SET
+  language = EXCLUDED.language, s3_key = EXCLUDED.s3_key, word_count = EXCLUDED.word_count,
+  confidence = EXCLUDED.confidence, updated_at = now()
+"""
 _MARK_SCORED = "UPDATE call SET status = 'SCORED', error_reason = NULL, updated_at = now() WHERE call_id = ANY(%s)"
 _MARK_ERROR = """
 UPDATE call SET status = 'ERROR', error_reason = data.reason, updated_at = now()
@@ -126,8 +132,13 @@ class Database:
         rows = [(s.call_id, s.score, s.scorable, s.reason, s.model_version, json.dumps(s.response), s.latency_ms,
                  end_to_end_ms.get(s.call_id)) for s in scored]
 
+        transcripts = [(s.call_id, t["asr_model"], t.get("language"), t["s3_key"], t["word_count"], t.get("confidence"))
+                       for s in scored if (t := s.transcript)]
+
         def work(cursor: Any) -> None:
             execute_values(cursor, _UPSERT_SCORES, rows)
+            if transcripts:
+                execute_values(cursor, _UPSERT_TRANSCRIPTS, transcripts)
             cursor.execute(_MARK_SCORED, ([s.call_id for s in scored],))
 
         self._transaction(work)

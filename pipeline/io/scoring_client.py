@@ -91,10 +91,13 @@ class ScoringClient:
     def close(self) -> None:
         self.session.close()
 
-    def score(self, *, call_id: str, agent_id: str | None, audio: Any, size: int, channel_layout: str | None = None) -> dict:
+    def score(self, *, call_id: str, agent_id: str | None, audio: Any, size: int, channel_layout: str | None = None,
+              language: str | None = None) -> dict:
         fields = {"call_id": call_id}
         if agent_id:
             fields["agent_id"] = agent_id
+        if language:
+            fields["language"] = language
         if channel_layout:
             fields["channel_layout"] = channel_layout
         body = MultipartStream(fields, "audio", f"{call_id}.wav", audio, size)

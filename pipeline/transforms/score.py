@@ -7,6 +7,7 @@ jitter up to `scoring_attempts` times, then dead-lettered; a 4xx refusal goes to
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from typing import Any
@@ -17,10 +18,15 @@ from apache_beam.metrics import Metrics
 from pipeline import metrics as prom
 from pipeline.clients import StageClients
 from pipeline.io.resilience import S3, SCORING
-from pipeline.model import DeadLetter, ScoredCall, StoredAudio, iso, utcnow
-from pipeline.options import JobConfig
+from pipeline.model import DeadLetter, EnrichedCall, ScoredCall, StoredAudio, iso, parse_iso, utcnow
+from pipeline.options import JobConfig, language_of
 from pipeline.transforms._bundles import BatchingDoFn, Held
 from schemas.contracts import DEAD_LETTER_TAG
+
+
+def transcript_key(call: EnrichedCall, asr_model: str) -> str:
+    day = parse_iso(call.started_at)
+    return f"transcripts/{day:%Y}/{day:%m}/{day:%d}/{call.call_id}_{asr_model}.json"
 
 
 class _ScoreFn(BatchingDoFn):
@@ -46,15 +52,36 @@ class _ScoreFn(BatchingDoFn):
         body, size = self.store.open(audio.s3_key, audio.s3_version_id)
         started = time.monotonic()
         try:
-            answer = self.scoring.score(call_id=audio.call_id, agent_id=audio.call.agent_id, audio=body, size=size)
+            answer = self.scoring.score(call_id=audio.call_id, agent_id=audio.call.agent_id, audio=body, size=size,
+                                        language=language_of(audio.call.skill, self.config.skill_languages))
         finally:
             body.close()
         latency_ms = int((time.monotonic() - started) * 1000)
         prom.SCORING_LATENCY_MS.observe(latency_ms)
+        answer, transcript = self._store_transcript(audio, answer)
         score = answer.get("score")
         return ScoredCall(audio=audio, score=None if score is None else float(score), scorable=bool(answer.get("scorable", True)),
                           reason=answer.get("reason"), model_version=str(answer["model_version"])[:32], latency_ms=latency_ms,
-                          breakdown=list(answer.get("breakdown") or []), response=answer, scored_at=iso(utcnow()))
+                          breakdown=list(answer.get("breakdown") or []), response=answer, scored_at=iso(utcnow()),
+                          transcript=transcript)
+
+    def _store_transcript(self, audio: StoredAudio, answer: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """Put the answer's transcript in S3 and keep only its summary (with the key) in the answer stored in PostgreSQL."""
+        full = answer.get("transcript")
+        if not isinstance(full, dict) or not full.get("asr_model"):
+            return answer, None
+        key = transcript_key(audio.call, str(full["asr_model"]))
+        day = parse_iso(audio.call.started_at)
+        tags = {"call_id": audio.call_id, "agent_id": audio.call.agent_id or "unknown", "date": f"{day:%Y-%m-%d}",
+                "kind": "transcript", "asr_model": str(full["asr_model"])}
+        document = {"call_id": audio.call_id, "model_version": answer.get("model_version"), "audio_s3_key": audio.s3_key,
+                    **full}
+        body = json.dumps(document, ensure_ascii=False).encode()
+        self.store.put_stream(key, iter([body]), tags, lambda _head, _size, sha256: {"sha256": sha256},
+                              content_type="application/json")
+        summary = {"s3_key": key, "asr_model": str(full["asr_model"])[:64], "language": full.get("language"),
+                   "word_count": int(full.get("word_count") or 0), "confidence": full.get("confidence")}
+        return {**answer, "transcript": summary}, summary
 
     def work(self, audio: StoredAudio) -> ScoredCall | DeadLetter:
         # Full jitter: retries of many workers after an error spread out instead of arriving together.

@@ -39,6 +39,7 @@ class _WriteResultsFn(BatchingDoFn):
             "call_id": result.call_id, "score": result.score, "scorable": result.scorable, "reason": result.reason,
             "model_version": result.model_version, "latency_ms": result.latency_ms,
             "end_to_end_ms": end_to_end[result.call_id], "breakdown": result.breakdown,
+            "transcript_s3_key": result.transcript["s3_key"] if result.transcript else None,
         }) for result in scored]
         # Kafka first, then the database: once a call is SCORED its result message is acknowledged. The other order
         # loses the message when the worker dies between the two, since a replayed call found SCORED is not redone.

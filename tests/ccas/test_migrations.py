@@ -41,7 +41,7 @@ def test_upgrade_constraints_and_downgrade(scratch_db: str) -> None:
     db_admin.upgrade(scratch_db)
     assert _tables(scratch_db) == {"alembic_version", "agent", "call", "audio_asset", "scoring_result",
                                    "ingestion_checkpoint", "ingested_recording", "dlq_requeue",
-                                   "in_progress_recording"}
+                                   "in_progress_recording", "transcript"}
 
     connection = psycopg2.connect(scratch_db)
     connection.autocommit = True
@@ -78,6 +78,15 @@ def test_upgrade_constraints_and_downgrade(scratch_db: str) -> None:
                            "ON CONFLICT (id) DO UPDATE SET last_polled_to = EXCLUDED.last_polled_to, updated_at = now()")
         cursor.execute("SELECT count(*) FROM ingestion_checkpoint")
         assert cursor.fetchone()[0] == 1
+        # One transcript per (call, ASR model); confidence is a probability.
+        transcript = ("INSERT INTO transcript (call_id, asr_model, language, s3_key, word_count, confidence) "
+                      "VALUES ('100234567890123', %s, 'vi', 'transcripts/2026/11/25/x.json', 12, %s)")
+        cursor.execute(transcript, ("whisper-base", 0.8))
+        cursor.execute(transcript, ("whisper-small", None))
+        with pytest.raises(psycopg2.errors.UniqueViolation, match="pk_transcript"):
+            cursor.execute(transcript, ("whisper-base", 0.7))
+        with pytest.raises(psycopg2.errors.CheckViolation, match="ck_transcript_confidence"):
+            cursor.execute(transcript, ("other", 1.5))
         cursor.execute("SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")
         indexes = {row[0] for row in cursor.fetchall()}
     connection.close()

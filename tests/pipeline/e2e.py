@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import time
 import uuid
@@ -156,15 +157,25 @@ class Services:
             app.stop()
 
 
-def start_services(seed: int, count: int, extra_mock_args: list[str] = (), calls_per_minute: float = 30) -> Services:
+MODELS = Path(os.environ.get("CCAS_CACHE") or Path.home() / ".cache" / "ccas") / "models"
+# The mock recorder's skills: 1xx are Vietnamese queues, 2xx English ones (avaya_source/mock/schedule.py).
+SKILL_LANGUAGES = "1*=vi,2*=en"
+
+
+def start_services(seed: int, count: int, extra_mock_args: list[str] = (), calls_per_minute: float = 30,
+                   asr: bool = False) -> Services:
+    """asr=True: the scoring service transcribes (Whisper base, viet-asr for Vietnamese) and splits mono speakers
+    (set-up's scripts/models.sh puts the models in the cache)."""
     mock_port, scoring_port = free_port(), free_port()
+    asr_args = ["--asr-engine", "faster-whisper", "--asr-model-dir", str(MODELS / "whisper-base-ct2"),
+                "--speaker-model", str(MODELS / "resemblyzer" / "pretrained.pt")] if asr else []
     start = (datetime.now(UTC) - timedelta(minutes=40)).isoformat()
     mock = App(f"avaya-mock-{seed}", ccas_command(
         "avaya-mock", "--port", str(mock_port), "--seed", str(seed), "--start", start,
         "--calls-per-minute", str(calls_per_minute),
         "--count", str(count), "--duration-median", "9", "--duration-min", "4", "--duration-max", "20",
         "--availability-delay", "0", "--multi-inum-ratio", "0.15", *extra_mock_args), LOG_DIR / f"mock-{seed}.log").start()
-    scoring = App("scoring-service", ccas_command("scoring-service", "--port", str(scoring_port)),
+    scoring = App("scoring-service", ccas_command("scoring-service", "--port", str(scoring_port), *asr_args),
                   LOG_DIR / f"scoring-{seed}.log").start()
     services = Services(f"http://127.0.0.1:{mock_port}", f"http://127.0.0.1:{scoring_port}", [mock, scoring])
     try:
@@ -200,11 +211,11 @@ def log_path(name: str) -> Path:
 
 # The end-to-end scenario, shared by test_end_to_end.py and test_runner_parity.py --------------------------------------------
 @contextmanager
-def publish_scenario(stack_env: dict[str, str], calls: int) -> Iterator[dict]:
-    """Mock recorder + scoring service, the faults (2 flaky and 1 dead replay, 1 corrupt recording, 3 re-published
-    messages, 1 schema-invalid message), and the published input (offsets where it starts and ends)."""
+def publish_scenario(stack_env: dict[str, str], calls: int, asr: bool = False) -> Iterator[dict]:
+    """Mock recorder + scoring service (transcribing when `asr`), the faults (2 flaky and 1 dead replay, 1 corrupt recording,
+    3 re-published messages, 1 schema-invalid message), and the published input (offsets where it starts and ends)."""
     seed = random.randrange(10_000, 99_999)
-    services = start_services(seed, calls)
+    services = start_services(seed, calls, asr=asr)
     try:
         planned = services.recorder_calls()
         inums = sorted(call["inum"] for call in planned)
@@ -236,7 +247,7 @@ def publish_scenario(stack_env: dict[str, str], calls: int) -> Iterator[dict]:
             data_end[partition] = max(data_end[partition], offset + 1)
         yield {"services": services, "data_end": data_end, "inums": inums, "flaky": flaky, "dead": dead, "corrupt": corrupt,
                "invalid": invalid["call_id"], "start": start, "end": end_offsets(bootstrap, "calls.raw"),
-               "bootstrap": bootstrap, "env": stack_env}
+               "bootstrap": bootstrap, "env": stack_env, "asr": asr}
     finally:
         services.stop()
 
@@ -257,8 +268,10 @@ def run_to_completion(scenario: dict, kafka_io: str, database_url: str, *, kill_
         errors = query(database_url, "SELECT count(*) FROM call WHERE status = 'ERROR'")[0][0]
         return scored >= good and errors >= 2
 
+    # With ASR, the language of a call is its skill's (as an operator configures it); without, nothing is sent.
+    extra = [f"--skill_languages={SKILL_LANGUAGES}"] if scenario.get("asr") else []
     pipeline = start_pipeline(scenario["services"], database_url, group, kafka_io, f"pipeline-{group}.log",
-                              runner=runner)
+                              extra=extra, runner=runner)
     try:
         if kill_after_scored is not None:
             def scored_enough() -> bool:
@@ -267,7 +280,7 @@ def run_to_completion(scenario: dict, kafka_io: str, database_url: str, *, kill_
             wait_until(scored_enough, 300, f"{kill_after_scored} scored calls before the kill", [pipeline])
             pipeline.kill()
             pipeline = start_pipeline(scenario["services"], database_url, group, kafka_io, f"pipeline-{group}-restart.log",
-                                      runner=runner)
+                                      extra=extra, runner=runner)
         wait_until(settled, 420, f"{good} scored and 2 dead-lettered calls ({kafka_io} reader)", [pipeline])
         def all_committed() -> bool:
             done = committed(scenario["bootstrap"], group, "calls.raw", sorted(scenario["data_end"]))

@@ -1,5 +1,6 @@
 """The pipeline end to end on the real stack: 40 recorded calls with duplicates, flaky and dead replays, a corrupt recording and
-a schema-invalid message; then a kill -9 in the middle of a run; then the same input through the other Kafka reader.
+a schema-invalid message; then a kill -9 in the middle of a run; then the same input through the other Kafka reader. The
+scoring service transcribes every call (Whisper base), so the transcript criteria are scored from what was said.
 
 Input is published once (real poller → calls.raw, plus the injected messages); each pipeline run reads it with its own consumer
 group and writes its own database, so the runs can be compared row by row.
@@ -7,10 +8,14 @@ group and writes its own database, so the runs can be compared row by row.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
+from urllib.parse import parse_qsl
 
 import pytest
 
+from core.s3 import s3_client
 from tests.pipeline import e2e
 
 pytestmark = pytest.mark.integration
@@ -21,7 +26,7 @@ CALLS = 40
 @pytest.fixture(scope="module")
 def scenario(stack_env: dict[str, str]) -> Iterator[dict]:
     """Mock recorder + scoring service, the faults, and the published input (offsets where it starts and ends)."""
-    with e2e.publish_scenario(stack_env, CALLS) as published:
+    with e2e.publish_scenario(stack_env, CALLS, asr=True) as published:
         yield published
 
 
@@ -43,6 +48,44 @@ def test_java_reader_end_to_end(scenario: dict, java_run: tuple[dict, dict]) -> 
     _check_final_state(scenario, state["url"], result)
     assert len(_dead_letters(result["outputs"])) == 3, "only the three broken inputs are dead letters"
     assert result["exit_code"] == 0, "SIGTERM cancels the job and exits cleanly"
+
+
+def test_each_scored_call_has_a_transcript_in_s3_a_row_and_phrase_criteria(scenario: dict, java_run: tuple[dict, dict]) -> None:
+    result, state = java_run
+    url, env = state["url"], scenario["env"]
+    scorable = dict(e2e.query(url, "SELECT r.call_id, c.skill FROM scoring_result r JOIN call c USING (call_id)"
+                                   " WHERE r.scorable"))
+    assert len(scorable) >= 20, "most generated calls are long enough to score"
+    transcripts = {row[0]: row for row in e2e.query(
+        url, "SELECT call_id, asr_model, language, s3_key, word_count, confidence FROM transcript")}
+    assert sorted(transcripts) == sorted(scorable), "one transcript row per scored call"
+    s3 = s3_client(env["CCAS_S3_ENDPOINT"], env["CCAS_S3_ACCESS_KEY"], env["CCAS_S3_SECRET_KEY"])
+    messages = {v["call_id"]: v for v in result["outputs"]["scoring.results"]}
+    for call_id, (_, asr_model, language, key, word_count, confidence) in transcripts.items():
+        # The language is the one configured for the call's skill (1xx Vietnamese, 2xx English), sent as metadata; the
+        # service's defaults hear Vietnamese with viet-asr and English with Whisper base.
+        assert language == ("vi" if scorable[call_id].strip().startswith("1") else "en")
+        assert asr_model == {"vi": "viet-asr", "en": "whisper-base"}[language]
+        assert re.fullmatch(rf"transcripts/\d{{4}}/\d{{2}}/\d{{2}}/{call_id}_{asr_model}\.json", key)
+        head = s3.head_object(Bucket=env["CCAS_S3_BUCKET"], Key=key)
+        assert head["ServerSideEncryption"] == "AES256" and head["ContentType"] == "application/json"
+        tags = dict(parse_qsl("&".join(f"{t['Key']}={t['Value']}" for t in s3.get_object_tagging(
+            Bucket=env["CCAS_S3_BUCKET"], Key=key)["TagSet"])))
+        assert tags["call_id"] == call_id and tags["kind"] == "transcript" and tags["asr_model"] == asr_model
+        document = json.loads(s3.get_object(Bucket=env["CCAS_S3_BUCKET"], Key=key)["Body"].read())
+        words = [w for segment in document["segments"] for w in segment["words"]]
+        assert document["call_id"] == call_id and len(words) == word_count
+        assert all(0 <= w["start_s"] <= w["end_s"] <= document["segments"][-1]["end_s"] + 0.01 for w in words)
+        assert confidence is None or 0 <= confidence <= 1
+        assert messages[call_id]["transcript_s3_key"] == key
+    details = [row[0] for row in e2e.query(url, "SELECT details FROM scoring_result WHERE scorable")]
+    for answer in details:
+        by_id = {c["criterion"]: c for c in answer["breakdown"]}
+        assert by_id["greeting"]["applicable"] and by_id["prohibited_words"]["applicable"], "phrase criteria are scored"
+        assert answer["transcript"]["s3_key"] and "segments" not in answer["transcript"], "the words live in S3 only"
+    for language in ("en", "vi"):
+        heard = [t for t in transcripts.values() if t[2] == language]
+        assert heard and sum(t[4] for t in heard) >= 3 * len(heard), f"{language} calls are heard, not just present"
 
 
 def test_python_reader_gives_the_same_rows(scenario: dict, java_run: tuple[dict, dict]) -> None:

@@ -9,7 +9,7 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions, PortableOptions, StandardOptions
 
 from pipeline.main import STREAM_TIMEOUT_S, build_options
-from pipeline.options import ConfigError, validate_options
+from pipeline.options import ConfigError, language_of, validate_options
 
 COMPLETE = ["--kafka_bootstrap=127.0.0.1:1", "--database_url=postgresql://u:p@127.0.0.1:1/db", "--s3_bucket=b",
             "--s3_endpoint=http://127.0.0.1:2", "--avaya_url=http://127.0.0.1:3", "--avaya_user=u", "--avaya_password=p",
@@ -48,6 +48,15 @@ def test_inconsistent_settings_are_listed_at_once(no_ccas_environment: None) -> 
                      "--input_topic 'calls.rwa' is not a declared topic",
                      "CCAS_S3_ACCESS_KEY and CCAS_S3_SECRET_KEY go together"):
         assert expected in message
+
+
+def test_skill_languages_map_exact_skills_before_prefixes(no_ccas_environment: None) -> None:
+    config = validate_options(PipelineOptions([*COMPLETE, "--skill_languages=1*=vi, 2*=en, 105=en"]))
+    assert config.skill_languages == (("1*", "vi"), ("2*", "en"), ("105", "en"))
+    assert [language_of(skill, config.skill_languages) for skill in ("101", "105", "201", "301", None)] == [
+        "vi", "en", "en", None, None]
+    with pytest.raises(ConfigError, match="--skill_languages item 'billing': write skill=language"):
+        validate_options(PipelineOptions([*COMPLETE, "--skill_languages=billing"]))
 
 
 def test_a_flag_wins_over_its_variable_and_the_variable_over_the_default(no_ccas_environment: None,

@@ -39,12 +39,15 @@ class World:
     db_calls: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)  # (method, call_ids) per transaction
     published: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)  # (topic, key, value)
     objects: dict[str, bytes] = field(default_factory=dict)  # S3 key -> body
+    object_args: dict[str, dict[str, Any]] = field(default_factory=dict)  # S3 key -> SSE, tagging, content type of its PUT
+    transcribe: bool = False  # the fake scoring service answers with a transcript, as one with ASR does
     recordings: dict[str, bytes] = field(default_factory=dict)  # what the recorder replays, per call_id
     replay_failures: dict[str, tuple[int, Callable[[], AvayaError]]] = field(default_factory=dict)
     fail_mid_stream: set[str] = field(default_factory=set)  # call_ids whose scripted replay failure comes after some bytes
     replays: Counter[str] = field(default_factory=Counter)  # replay attempts per call_id
     scoring_failures: dict[str, tuple[int, Callable[[], Exception]]] = field(default_factory=dict)
     scoring_requests: list[tuple[str, str | None, str]] = field(default_factory=list)  # (call_id, agent_id, sha256 of body)
+    scoring_languages: dict[str, str | None] = field(default_factory=dict)  # call_id -> language sent with the recording
     partitions: dict[tuple[str, int], tuple[frozenset[int], int]] = field(default_factory=dict)  # data offsets, log end
     group_offsets: dict[tuple[str, int], int] = field(default_factory=dict)  # the consumer group's committed offsets
     commits: list[tuple[str, int, int]] = field(default_factory=list)  # (topic, partition, offset) in commit order
@@ -259,10 +262,11 @@ class FakeS3:
     def __init__(self, world: World) -> None:
         self.world = world
 
-    def put_object(self, *, Bucket: str, Key: str, Body: bytes, **_: Any) -> dict[str, Any]:  # noqa: N803 - boto3's names
+    def put_object(self, *, Bucket: str, Key: str, Body: bytes, **args: Any) -> dict[str, Any]:  # noqa: N803 - boto3's names
         self.world.take_outage("audio_store")
         with self.world.lock:
             self.world.objects[Key] = bytes(Body)
+            self.world.object_args[Key] = {k: args.get(k) for k in ("ServerSideEncryption", "Tagging", "ContentType")}
             return {"VersionId": f"v{len(self.world.objects)}"}
 
     def get_object(self, *, Bucket: str, Key: str, **_: Any) -> dict[str, Any]:  # noqa: N803 - boto3's names
@@ -331,18 +335,28 @@ class FakeScoring:
     def __init__(self, world: World) -> None:
         self.world = world
 
-    def score(self, *, call_id: str, agent_id: str | None, audio: Any, size: int, channel_layout: str | None = None) -> dict:
+    def score(self, *, call_id: str, agent_id: str | None, audio: Any, size: int, channel_layout: str | None = None,
+              language: str | None = None) -> dict:
         self.world.take_outage("scoring")
         body = audio.read()
         if len(body) != size:
             raise AssertionError(f"scoring got {len(body)} bytes of {size}")
         with self.world.lock:
             self.world.scoring_requests.append((call_id, agent_id, hashlib.sha256(body).hexdigest()))
+            self.world.scoring_languages[call_id] = language
             error = self.world.take_failure(self.world.scoring_failures, call_id)
         if error is not None:
             raise error
-        return {"call_id": call_id, "score": fake_score(call_id), "scorable": True, "reason": None, "model_version": "fake-1",
-                "breakdown": [{"criterion": "greeting", "score": 1.0}]}
+        answer = {"call_id": call_id, "score": fake_score(call_id), "scorable": True, "reason": None, "model_version": "fake-1",
+                  "breakdown": [{"criterion": "greeting", "score": 1.0}]}
+        if self.world.transcribe:
+            words = [{"start_s": 0.5, "end_s": 0.9, "text": "Xin", "confidence": 0.9},
+                     {"start_s": 0.9, "end_s": 1.3, "text": "chào", "confidence": 0.7}]
+            answer["transcript"] = {"engine": "faster-whisper", "asr_model": "whisper-base", "language": language,
+                                    "language_source": "metadata", "word_count": 2, "confidence": 0.8, "text": "Xin chào",
+                                    "segments": [{"start_s": 0.5, "end_s": 1.3, "text": "Xin chào", "speaker": "agent",
+                                                  "words": words}]}
+        return answer
 
     def close(self) -> None:
         with self.world.lock:

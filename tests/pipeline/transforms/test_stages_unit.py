@@ -4,9 +4,12 @@ the real stack."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 from collections.abc import Iterator
 from typing import Any, NamedTuple
+from urllib.parse import parse_qsl
 
 import apache_beam as beam
 import pytest
@@ -211,6 +214,28 @@ def test_score_streams_the_stored_recording_and_builds_the_result(fakes: Fakes) 
                     equal_to([("4001", True, "fake-1", "greeting", True, True, 5)]), label="scored")
         assert_that(dead, equal_to([]), label="no dead letters")
     assert world.scoring_requests == [("4001", "1234", audio.sha256)]
+
+
+def test_score_puts_the_transcript_in_s3_and_keeps_its_summary(fakes: Fakes) -> None:
+    world = fakes.world
+    world.transcribe = True
+    config = dataclasses.replace(fakes.config, skill_languages=(("bill*", "vi"),))
+    audio = stored(world, "4002", 6)
+    with TestPipeline(runner=RUNNER) as p:
+        results, _dead = p | beam.Create([audio]) | ScoreCall(config, FakeClients(config, fakes.clients.token))
+        assert_that(results | beam.Map(lambda s: (s.transcript, s.response["transcript"] == s.transcript)), equal_to([(
+            {"s3_key": "transcripts/2026/11/25/4002_whisper-base.json", "asr_model": "whisper-base", "language": "vi",
+             "word_count": 2, "confidence": 0.8}, True)]), label="summary")
+    # The skill "billing" matched "bill*": its language went with the recording.
+    assert world.scoring_languages == {"4002": "vi"}
+    key = "transcripts/2026/11/25/4002_whisper-base.json"
+    document = json.loads(world.objects[key])
+    assert document["call_id"] == "4002" and document["audio_s3_key"] == audio.s3_key
+    assert [w["text"] for w in document["segments"][0]["words"]] == ["Xin", "chào"]
+    args = world.object_args[key]
+    assert args["ServerSideEncryption"] == "AES256" and args["ContentType"] == "application/json"
+    assert dict(parse_qsl(args["Tagging"])) == {"call_id": "4002", "agent_id": "1234", "date": "2026-11-25",
+                                               "kind": "transcript", "asr_model": "whisper-base"}
 
 
 def test_score_rejection_is_dead_at_once_and_errors_are_retried(fakes: Fakes) -> None:
