@@ -98,3 +98,14 @@ def test_service_refuses_to_start_with_a_broken_scorecard(tmp_path: Path) -> Non
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(ValidationError):
         create_app(ScoringSettings(scorecard=path))
+
+
+def test_docs_list_every_phrase_of_the_default_scorecard() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "scoring.md").read_text(encoding="utf-8")
+    card = load_scorecard()
+    for kind, lists in card.phrases.items():
+        row = next((line for line in docs.splitlines() if line.startswith(f"| `{kind}` |")), None)
+        assert row is not None, f"docs/scoring.md has no phrase row for {kind}"
+        for language, phrases in lists.items():
+            for phrase in phrases:
+                assert phrase in row, f"docs/scoring.md: {kind}/{language} phrase {phrase!r} missing"
