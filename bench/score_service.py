@@ -28,6 +28,7 @@ sys.path.insert(0, str(REPO))
 
 from audio.wav import wav_bytes  # noqa: E402
 from callgen import plan_call, render_call  # noqa: E402
+from ccas.settings import whisper_model_dir  # noqa: E402
 
 
 def _free_port() -> int:
@@ -36,7 +37,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-MODEL_DIR = Path(os.environ.get("CCAS_CACHE") or Path.home() / ".cache" / "ccas") / "models" / "whisper-base-ct2"
+MODEL_DIR = whisper_model_dir()
 
 
 def _start(port: int, workers: int, asr: str = "none", beam: int = 1) -> subprocess.Popen[bytes]:

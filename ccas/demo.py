@@ -17,6 +17,7 @@ from typing import Any
 
 import psycopg2
 
+from avaya_source.mock.schedule import skill_languages
 from ccas import settings
 from ccas.apps import App, ccas_command, pipeline_command, wait_http
 
@@ -73,19 +74,15 @@ def _prepare_stack() -> list[str]:
     return started
 
 
-# The mock recorder's skills: 1xx Vietnamese queues, 2xx English ones; the pipeline sends that language with each recording.
-MOCK_SKILL_LANGUAGES = "1*=vi,2*=en"
-
-
 def _asr_args(asr: str) -> list[str]:
     """Scoring-service flags: Whisper base (Vietnamese goes to viet-asr, the service's default) and the voice encoder that
     splits mono speakers, both from set-up's model cache."""
     if asr == "none":
         return ["--asr-engine", "none"]
-    models = settings.cache_dir() / "models"
-    whisper, voices = models / "whisper-base-ct2", models / "resemblyzer" / "pretrained.pt"
+    whisper, voices = settings.whisper_model_dir(), settings.voice_encoder_weights()
     if not (whisper / "model.bin").is_file() or not voices.is_file():
-        raise SystemExit(f"demo: models missing in {models}: run `bash scripts/models.sh` (make setup does), or --asr none")
+        raise SystemExit(f"demo: models missing in {settings.cache_dir() / 'models'}: run `bash scripts/models.sh` "
+                         "(make setup does), or --asr none")
     return ["--asr-engine", "faster-whisper", "--asr-model-dir", str(whisper), "--speaker-model", str(voices)]
 
 
@@ -149,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
                                                     "--lookback", str(int(args.duration_max) + 60),
                                                     "--metrics-port", str(p.poller_metrics)), logs / "poller.log").start()
         pipeline = pipeline_command("--runner=DirectRunner", f"--kafka_io={args.kafka_io}",
-                                    f"--metrics_port={p.pipeline_metrics}", f"--skill_languages={MOCK_SKILL_LANGUAGES}")
+                                    f"--metrics_port={p.pipeline_metrics}", f"--skill_languages={skill_languages()}")
         apps["pipeline"] = App("pipeline", pipeline, logs / "pipeline.log").start()
         print(f"demo: mock recorder (seed {seed}, {args.calls_per_minute:g} calls/min), scoring service (ASR: {args.asr}), "
               f"poller and pipeline ({args.kafka_io} Kafka reader) running; waiting for {args.calls} scored calls …", flush=True)

@@ -23,6 +23,16 @@ def cache_dir() -> Path:
     return Path(os.environ.get("CCAS_CACHE") or Path.home() / ".cache" / "ccas")
 
 
+def whisper_model_dir() -> Path:
+    """Whisper base (CTranslate2), assembled and checked by scripts/models.sh."""
+    return cache_dir() / "models" / "whisper-base-ct2"
+
+
+def voice_encoder_weights() -> Path:
+    """Resemblyzer's pretrained.pt, extracted and checked by scripts/models.sh."""
+    return cache_dir() / "models" / "resemblyzer" / "pretrained.pt"
+
+
 def stack_dir() -> Path:
     """Service data and pids of this clone's stack (git-ignored)."""
     return Path(os.environ.get("CCAS_STACK_DIR") or REPO_ROOT / ".stack").resolve()

@@ -12,6 +12,7 @@ import bisect
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -99,7 +100,10 @@ def _speaker_label(who: str) -> str:
     return who if who in ("agent", "customer") else "unknown"
 
 
-def segments_from_words(track: SpeechTrack, words: list[tuple[float, float, str, float | None]]) -> list[TranscriptSegment]:
+TimedWord = tuple[float, float, str, float | None]  # start, end (s), text, confidence
+
+
+def segments_from_words(track: SpeechTrack, words: list[TimedWord]) -> list[TranscriptSegment]:
     """Track-time words → call-time segments, one per utterance chunk, each word at its own time."""
     by_chunk: dict[int, list[Word]] = {}
     for start, end, text, confidence in words:
@@ -132,6 +136,22 @@ def speech_tracks(audio: dict[str, np.ndarray], speech: dict[str, list[tuple[flo
 
 def _sorted(segments: list[TranscriptSegment]) -> list[TranscriptSegment]:
     return sorted(segments, key=lambda s: (s.start_s, s.speaker))
+
+
+def per_utterance(
+    audio: dict[str, np.ndarray],
+    speech: dict[str, list[tuple[float, float]]],
+    decode: Callable[[np.ndarray], list[TimedWord]],
+) -> list[TranscriptSegment]:
+    """Segments from an engine that decodes one utterance at a time: `decode` gets each utterance's 16 kHz audio and gives
+    its words with times from the utterance's start."""
+    segments = []
+    for track in speech_tracks(audio, speech):
+        for track_start, _call_start, length in track.chunks:
+            piece = track.audio[int(track_start * ENGINE_RATE) : int((track_start + length) * ENGINE_RATE)]
+            words = [(track_start + start, track_start + end, text, c) for start, end, text, c in decode(piece)]
+            segments += segments_from_words(track, words)
+    return _sorted(segments)
 
 
 class FasterWhisperTranscriber:
@@ -242,18 +262,13 @@ class VietAsrTranscriber:
     def transcribe(
         self, audio: dict[str, np.ndarray], speech: dict[str, list[tuple[float, float]]], language: str | None = None
     ) -> Transcript:
-        result = Transcript(self.name, self.model_name, "vi", "engine")
-        segments = []
-        for track in speech_tracks(audio, speech):
-            for track_start, _call_start, length in track.chunks:
-                piece = track.audio[int(track_start * ENGINE_RATE) : int((track_start + length) * ENGINE_RATE)]
-                # An int16 array: the engine silently returns "" for float input.
-                tokens = self._transcribe(dsp.to_int16(piece)).split()
-                step = length / max(len(tokens), 1)
-                words = [(track_start + i * step, track_start + (i + 1) * step, tok, None) for i, tok in enumerate(tokens)]
-                segments += segments_from_words(track, words)
-        result.segments = _sorted(segments)
-        return result
+        def decode(piece: np.ndarray) -> list[TimedWord]:
+            # An int16 array: the engine silently returns "" for float input.
+            tokens = self._transcribe(dsp.to_int16(piece)).split()
+            step = len(piece) / ENGINE_RATE / max(len(tokens), 1)
+            return [(i * step, (i + 1) * step, token, None) for i, token in enumerate(tokens)]
+
+        return Transcript(self.name, self.model_name, "vi", "engine", per_utterance(audio, speech, decode))
 
 
 class PocketsphinxTranscriber:
@@ -279,23 +294,19 @@ class PocketsphinxTranscriber:
         self, audio: dict[str, np.ndarray], speech: dict[str, list[tuple[float, float]]], language: str | None = None
     ) -> Transcript:
         decoder = self._decoder()
-        result = Transcript(self.name, self.model_name, "en", "engine")
-        segments = []
-        for track in speech_tracks(audio, speech):
-            for track_start, _call_start, length in track.chunks:
-                piece = track.audio[int(track_start * ENGINE_RATE) : int((track_start + length) * ENGINE_RATE)]
-                decoder.start_utt()
-                decoder.process_raw(dsp.to_int16(piece).tobytes(), full_utt=True)
-                decoder.end_utt()
-                # Segment frames are 10 ms; fillers (<sil>, [NOISE]) carry no words.
-                words = [
-                    (track_start + seg.start_frame / 100, track_start + seg.end_frame / 100, seg.word, None)
-                    for seg in decoder.seg()
-                    if not seg.word.startswith(("<", "["))
-                ]
-                segments += segments_from_words(track, [(s, e, w.split("(")[0], c) for s, e, w, c in words])
-        result.segments = _sorted(segments)
-        return result
+
+        def decode(piece: np.ndarray) -> list[TimedWord]:
+            decoder.start_utt()
+            decoder.process_raw(dsp.to_int16(piece).tobytes(), full_utt=True)
+            decoder.end_utt()
+            # Segment frames are 10 ms; fillers (<sil>, [NOISE]) carry no words; "word(2)" names a pronunciation variant.
+            return [
+                (seg.start_frame / 100, seg.end_frame / 100, seg.word.split("(")[0], None)
+                for seg in decoder.seg()
+                if not seg.word.startswith(("<", "["))
+            ]
+
+        return Transcript(self.name, self.model_name, "en", "engine", per_utterance(audio, speech, decode))
 
 
 class RoutedTranscriber:

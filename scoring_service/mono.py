@@ -33,12 +33,14 @@ OVERLAP_REASON = "mono recording: overlapping speech of the two parties cannot b
 @dataclass
 class MonoRoles:
     confidence: float
-    applied: bool
     metrics: dict[str, Any] = field(default_factory=dict)
     not_applicable: dict[str, str] = field(default_factory=dict)
     intervals: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     segments: list[TranscriptSegment] | None = None
-    detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def applied(self) -> bool:
+        return self.confidence >= ROLE_CONFIDENCE_GATE
 
 
 def resolve_roles(
@@ -57,8 +59,8 @@ def resolve_roles(
         greeting_phrases=[normalise(p).strip() for p in phrases_for(phrase_lists, "greeting", language)],
         closing_phrases=[normalise(p).strip() for p in phrases_for(phrase_lists, "closing", language)],
     )
-    out = MonoRoles(round(roles.confidence, 3), roles.confidence >= ROLE_CONFIDENCE_GATE, detail={"method": roles.method})
-    out.metrics["speaker_roles_confidence"] = out.confidence
+    out = MonoRoles(roles.confidence)
+    out.metrics["speaker_roles_confidence"] = round(roles.confidence, 3)
     for name in ("overtalk_total_s", "overtalk_count", "interruptions_by_agent", "interruptions_by_customer"):
         out.not_applicable[name] = OVERLAP_REASON
     if not out.applied:

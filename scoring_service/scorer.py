@@ -23,7 +23,7 @@ from scoring_service.schemas import CALL_ID_PATTERN, ScoreResponse, TranscriptOu
 from scoring_service.scorecard import Scorecard, evaluate, load_scorecard
 from scoring_service.sentiment import score_text, sentiment_metrics
 from scoring_service.settings import ScoringSettings
-from scoring_service.transcript import Matching, transcript_metrics
+from scoring_service.transcript import transcript_metrics
 from scoring_service.voice_encoder import shared_encoder
 
 log = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ class Scorer:
                 if transcript is not None:
                     transcript.segments = roles.segments
         t_metrics, t_na, t_evidence = transcript_metrics(
-            segments, card.phrases, f.duration_s, f.intervals.get("hold", []), language, Matching(**card.matching.model_dump())
+            segments, card.phrases, f.duration_s, f.intervals.get("hold", []), language, card.matching
         )
         s_metrics, s_na, s_evidence = sentiment_metrics(segments, language)
         t_metrics, t_na, t_evidence = {**t_metrics, **s_metrics}, {**t_na, **s_na}, {**t_evidence, **s_evidence}

@@ -22,6 +22,7 @@ from difflib import SequenceMatcher
 from typing import Any
 
 from scoring_service.schemas import TranscriptSegment
+from scoring_service.scorecard import PhraseMatching
 
 GREETING_WINDOW_S = 15.0
 CLOSING_WINDOW_S = 30.0
@@ -32,13 +33,6 @@ TRANSCRIPT_METRICS = ("greeting_found", "closing_found", "empathy_count", "hold_
 PHRASE_KINDS = ("greeting", "closing", "empathy", "hold_request", "hold_thanks", "prohibited")
 
 _PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
-
-
-@dataclass(frozen=True)
-class Matching:
-    fuzzy_threshold: float = 0.8
-    prohibited_threshold: float = 0.9
-    min_fuzzy_chars: int = 10
 
 
 def normalise(text: str) -> str:
@@ -124,7 +118,7 @@ def phrases_for(phrase_lists: dict[str, dict[str, list[str]]], kind: str, langua
     return [p for lang in sorted(lists) for p in lists[lang]]
 
 
-def _first(words: list[HeardWord], phrases: list[str], threshold: float, matching: Matching) -> PhraseMatch | None:
+def _first(words: list[HeardWord], phrases: list[str], threshold: float, matching: PhraseMatching) -> PhraseMatch | None:
     found = [m for p in phrases if (m := find_phrase(words, p, threshold, matching.min_fuzzy_chars)) is not None]
     return max(found, key=lambda m: (m.similarity, len(m.phrase)), default=None)
 
@@ -135,12 +129,12 @@ def transcript_metrics(
     duration: float,
     holds: list[tuple[float, float]],
     language: str | None = None,
-    matching: Matching | None = None,
+    matching: PhraseMatching | None = None,
 ) -> tuple[dict[str, Any], dict[str, str], dict[str, list[tuple[float, float, str]]]]:
     """(metrics, not_applicable reasons, evidence) for the transcript criteria."""
     if segments is None:
         return dict.fromkeys(TRANSCRIPT_METRICS), dict.fromkeys(TRANSCRIPT_METRICS, NO_TRANSCRIPT_REASON), {}
-    matching = matching or Matching()
+    matching = matching or PhraseMatching()
     lists = {kind: phrases_for(phrase_lists, kind, language) for kind in PHRASE_KINDS}
     agent = [(s, heard_words(s)) for s in sorted(segments, key=lambda s: s.start_s) if s.speaker != "customer"]
     evidence: dict[str, list[tuple[float, float, str]]] = {

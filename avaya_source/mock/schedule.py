@@ -23,6 +23,11 @@ SERVICES = {"vi": ("CSKH_VI", "BANHANG_VI", "KYTHUAT_VI"), "en": ("SUPPORT_EN", 
 SKILLS = {"vi": ("101", "102", "103"), "en": ("201", "202")}
 
 
+def skill_languages() -> str:
+    """The pipeline's --skill_languages for these skills: each one with the language its calls are spoken in."""
+    return ",".join(f"{skill}={language}" for language, skills in SKILLS.items() for skill in skills)
+
+
 @dataclass(frozen=True)
 class ScheduleConfig:
     seed: int = 1

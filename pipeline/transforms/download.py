@@ -26,9 +26,20 @@ from pipeline.transforms._bundles import BatchingDoFn, Held
 from schemas.contracts import DEAD_LETTER_TAG
 
 
-def s3_key_for(call: EnrichedCall) -> str:
+def dated_key(call: EnrichedCall, folder: str, name: str) -> str:
+    """`folder/YYYY/MM/DD/name`, dated by the call's start (UTC): every object of a call sits under the same day."""
     day = parse_iso(call.started_at)
-    return f"raw/{day:%Y}/{day:%m}/{day:%d}/{call.call_id}.wav"
+    return f"{folder}/{day:%Y}/{day:%m}/{day:%d}/{name}"
+
+
+def s3_key_for(call: EnrichedCall) -> str:
+    return dated_key(call, "raw", f"{call.call_id}.wav")
+
+
+def object_tags(call: EnrichedCall, **extra: str) -> dict[str, str]:
+    """The tags every object of a call carries (lifecycle and cost reports select on them), plus `extra`."""
+    day = parse_iso(call.started_at)
+    return {"call_id": call.call_id, "agent_id": call.agent_id or "unknown", "date": f"{day:%Y-%m-%d}", **extra}
 
 
 def wav_facts(head: bytes, size: int) -> dict[str, Any]:
@@ -64,8 +75,7 @@ class _DownloadFn(BatchingDoFn):
         self.publisher = self.clients.publisher("ccas-pipeline-download")
 
     def _store_once(self, call: EnrichedCall, attempt: int) -> StoredAudio:
-        day = parse_iso(call.started_at)
-        tags = {"call_id": call.call_id, "agent_id": call.agent_id or "unknown", "date": f"{day:%Y-%m-%d}"}
+        tags = object_tags(call)
 
         def metadata_of(head: bytes, size: int, sha256: str) -> dict[str, Any]:
             facts = wav_facts(head, size)

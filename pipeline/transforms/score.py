@@ -18,15 +18,15 @@ from apache_beam.metrics import Metrics
 from pipeline import metrics as prom
 from pipeline.clients import StageClients
 from pipeline.io.resilience import S3, SCORING
-from pipeline.model import DeadLetter, EnrichedCall, ScoredCall, StoredAudio, iso, parse_iso, utcnow
+from pipeline.model import DeadLetter, EnrichedCall, ScoredCall, StoredAudio, iso, utcnow
 from pipeline.options import JobConfig, language_of
 from pipeline.transforms._bundles import BatchingDoFn, Held
+from pipeline.transforms.download import dated_key, object_tags
 from schemas.contracts import DEAD_LETTER_TAG
 
 
 def transcript_key(call: EnrichedCall, asr_model: str) -> str:
-    day = parse_iso(call.started_at)
-    return f"transcripts/{day:%Y}/{day:%m}/{day:%d}/{call.call_id}_{asr_model}.json"
+    return dated_key(call, "transcripts", f"{call.call_id}_{asr_model}.json")
 
 
 class _ScoreFn(BatchingDoFn):
@@ -71,9 +71,7 @@ class _ScoreFn(BatchingDoFn):
         if not isinstance(full, dict) or not full.get("asr_model"):
             return answer, None
         key = transcript_key(audio.call, str(full["asr_model"]))
-        day = parse_iso(audio.call.started_at)
-        tags = {"call_id": audio.call_id, "agent_id": audio.call.agent_id or "unknown", "date": f"{day:%Y-%m-%d}",
-                "kind": "transcript", "asr_model": str(full["asr_model"])}
+        tags = object_tags(audio.call, kind="transcript", asr_model=str(full["asr_model"]))
         document = {"call_id": audio.call_id, "model_version": answer.get("model_version"), "audio_s3_key": audio.s3_key,
                     **full}
         body = json.dumps(document, ensure_ascii=False).encode()

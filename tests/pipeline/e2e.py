@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import time
 import uuid
@@ -25,6 +24,7 @@ import requests
 from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
+from avaya_source.mock.schedule import skill_languages
 from ccas import db_admin, settings
 from ccas.apps import App, ccas_command, free_port, pipeline_command, wait_http
 from core.kafka import producer
@@ -157,9 +157,6 @@ class Services:
             app.stop()
 
 
-MODELS = Path(os.environ.get("CCAS_CACHE") or Path.home() / ".cache" / "ccas") / "models"
-# The mock recorder's skills: 1xx are Vietnamese queues, 2xx English ones (avaya_source/mock/schedule.py).
-SKILL_LANGUAGES = "1*=vi,2*=en"
 
 
 def start_services(seed: int, count: int, extra_mock_args: list[str] = (), calls_per_minute: float = 30,
@@ -167,8 +164,8 @@ def start_services(seed: int, count: int, extra_mock_args: list[str] = (), calls
     """asr=True: the scoring service transcribes (Whisper base, viet-asr for Vietnamese) and splits mono speakers
     (set-up's scripts/models.sh puts the models in the cache)."""
     mock_port, scoring_port = free_port(), free_port()
-    asr_args = ["--asr-engine", "faster-whisper", "--asr-model-dir", str(MODELS / "whisper-base-ct2"),
-                "--speaker-model", str(MODELS / "resemblyzer" / "pretrained.pt")] if asr else []
+    asr_args = ["--asr-engine", "faster-whisper", "--asr-model-dir", str(settings.whisper_model_dir()),
+                "--speaker-model", str(settings.voice_encoder_weights())] if asr else []
     start = (datetime.now(UTC) - timedelta(minutes=40)).isoformat()
     mock = App(f"avaya-mock-{seed}", ccas_command(
         "avaya-mock", "--port", str(mock_port), "--seed", str(seed), "--start", start,
@@ -269,7 +266,7 @@ def run_to_completion(scenario: dict, kafka_io: str, database_url: str, *, kill_
         return scored >= good and errors >= 2
 
     # With ASR, the language of a call is its skill's (as an operator configures it); without, nothing is sent.
-    extra = [f"--skill_languages={SKILL_LANGUAGES}"] if scenario.get("asr") else []
+    extra = [f"--skill_languages={skill_languages()}"] if scenario.get("asr") else []
     pipeline = start_pipeline(scenario["services"], database_url, group, kafka_io, f"pipeline-{group}.log",
                               extra=extra, runner=runner)
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ import pytest
 from audio import dsp
 from audio.wav import wav_bytes
 from callgen import CallPlan, plan_call, render_call
+from ccas.settings import whisper_model_dir
 from scoring_service.asr import (
     ENGINE_RATE,
     PocketsphinxTranscriber,
@@ -86,7 +86,7 @@ def test_speech_track_maps_engine_time_back_to_call_time() -> None:
 
 @pytest.mark.slow
 def test_faster_whisper_scores_with_words_heard_where_they_were_said() -> None:
-    model = Path(os.environ.get("CCAS_CACHE") or Path.home() / ".cache" / "ccas") / "models" / "whisper-base-ct2"
+    model = whisper_model_dir()
     assert (model / "model.bin").is_file(), f"no Whisper model in {model}: run `bash scripts/models.sh`"
     plan = plan_call(77, duration_s=25, language="en", stereo=True)
     scorer = Scorer(ScoringSettings(asr_engine="faster-whisper", asr_model_dir=model))

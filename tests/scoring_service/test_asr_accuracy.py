@@ -11,11 +11,9 @@ Floors were set from the first measurement (docs/scoring.md has the table), with
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +21,7 @@ import pytest
 from audio.wav import read_wav, wav_bytes
 from callgen import CallPlan, plan_call, render_call
 from callgen.asr_truth import reference_words, word_error_rate, words_of
+from ccas.settings import whisper_model_dir
 from scoring_service.asr import (
     FasterWhisperTranscriber,
     Transcriber,
@@ -33,11 +32,11 @@ from scoring_service.asr import (
 from scoring_service.features import Features, extract
 from scoring_service.scorecard import load_scorecard
 from scoring_service.settings import ScoringSettings
-from scoring_service.transcript import Matching, transcript_metrics
+from scoring_service.transcript import transcript_metrics
 
 pytestmark = pytest.mark.slow
 
-MODEL_DIR = Path(os.environ.get("CCAS_CACHE") or Path.home() / ".cache" / "ccas") / "models" / "whisper-base-ct2"
+MODEL_DIR = whisper_model_dir()
 DURATION_S = 55
 # Seeds picked by listing plans' truth so that each language has calls with and without greeting, closing, empathy, a
 # prohibited phrase and a hold; the test asserts that mix, so a generator change that loses it fails here, not silently.
@@ -93,7 +92,6 @@ def _features(plan: CallPlan) -> Features:
 @lru_cache(maxsize=1)
 def corpus() -> tuple[Heard, ...]:
     card = load_scorecard()
-    matching = Matching(**card.matching.model_dump())
     out = []
     for language, seeds in SEEDS.items():
         for i, seed in enumerate(seeds):
@@ -115,7 +113,7 @@ def corpus() -> tuple[Heard, ...]:
                     for who in speakers
                 )
                 metrics, _na, _evidence = transcript_metrics(
-                    heard.segments, card.phrases, features.duration_s, features.intervals.get("hold", []), language, matching
+                    heard.segments, card.phrases, features.duration_s, features.intervals.get("hold", []), language, card.matching
                 )
                 layout = "stereo" if plan.stereo else "mono"
                 out.append(Heard(name, language, layout, plan, pairs, metrics, detected))

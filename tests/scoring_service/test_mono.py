@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import os
 from pathlib import Path
 
 import pytest
 
 from audio.wav import wav_bytes
 from callgen import CallPlan, plan_call, render_call
+from ccas.settings import voice_encoder_weights
 from scoring_service.features import MONO_REASON
 from scoring_service.mono import OVERLAP_REASON
 from scoring_service.schemas import ScoreResponse, TranscriptSegment
@@ -21,7 +21,7 @@ from scoring_service.speakers import ROLE_CONFIDENCE_GATE
 
 pytestmark = pytest.mark.slow
 
-WEIGHTS = Path(os.environ.get("CCAS_CACHE") or Path.home() / ".cache" / "ccas") / "models" / "resemblyzer" / "pretrained.pt"
+WEIGHTS = voice_encoder_weights()
 SEED, DURATION_S = 7001, 97.0  # English: an en-us woman agent and an en-us+m3 man, the agent greets first
 
 

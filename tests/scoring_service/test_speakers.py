@@ -8,13 +8,11 @@ agent voice was found, the confidence and the talk-time errors, then accuracy an
 from __future__ import annotations
 
 import dataclasses
-import os
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,17 +21,12 @@ from audio import dsp
 from audio.intervals import Interval, intersect, merge, total
 from audio.wav import read_wav, wav_bytes
 from callgen import CallPlan, plan_call, render_call, script, synth
+from ccas.settings import voice_encoder_weights
 from scoring_service.features import extract
 from scoring_service.schemas import TranscriptSegment
 from scoring_service.scorecard import load_scorecard
 from scoring_service.speakers import ROLE_CONFIDENCE_GATE, SpeakerRoles, assign_roles, decide_roles, split_voices
 from scoring_service.voice_encoder import VoiceEncoder, load_torch_state, mel_filterbank, shared_encoder
-
-
-def default_weights_path() -> Path:
-    """Where set-up (scripts/models.sh) puts the voice encoder's weights."""
-    return Path(os.environ.get("CCAS_CACHE") or Path.home() / ".cache" / "ccas") / "models" / "resemblyzer" / "pretrained.pt"
-
 
 # 14 calls, VI and EN alternating, 60–200 s. Seeds 7000+ also hold calls where the customer speaks first (no greeting) and where
 # espeak's "en-gb+f2" agent is the same voice as an "en-gb" customer (espeak-ng 1.51 ignores that variant): both must stay
@@ -72,7 +65,7 @@ REFERENCE_TOP = {
 
 @pytest.fixture(scope="module")
 def encoder() -> VoiceEncoder:
-    path = default_weights_path()
+    path = voice_encoder_weights()
     if not path.is_file():
         pytest.fail(f"voice encoder weights missing at {path}: run `bash scripts/models.sh`")
     return shared_encoder(path)
@@ -93,7 +86,7 @@ def _reference_signal() -> np.ndarray:
 
 
 def test_weights_load_and_match_resemblyzer(encoder: VoiceEncoder) -> None:
-    state = load_torch_state(default_weights_path())["model_state"]
+    state = load_torch_state(voice_encoder_weights())["model_state"]
     assert state["lstm.weight_ih_l0"].shape == (1024, 40)
     assert state["lstm.weight_hh_l2"].shape == (1024, 256)
     assert state["linear.weight"].shape == (256, 256)
@@ -337,4 +330,4 @@ def test_encoder_shared_by_two_threads(encoder: VoiceEncoder) -> None:
     for r in results:
         assert isinstance(r, type(serial))
         assert r.clusters == serial.clusters and np.allclose(r.centroids, serial.centroids, atol=1e-6)
-    assert shared_encoder(default_weights_path()) is encoder
+    assert shared_encoder(voice_encoder_weights()) is encoder

@@ -5,7 +5,6 @@ from __future__ import annotations
 from scoring_service.schemas import TranscriptSegment, Word
 from scoring_service.scorecard import load_scorecard
 from scoring_service.transcript import (
-    Matching,
     assign_speakers,
     find_phrase,
     fold,
@@ -15,7 +14,7 @@ from scoring_service.transcript import (
 )
 
 CARD = load_scorecard()
-MATCHING = Matching(**CARD.matching.model_dump())
+MATCHING = CARD.matching
 
 
 def _words(text: str, start: float = 0.0) -> list:
