@@ -26,11 +26,20 @@ build_weed() {
 }
 
 build_prism() {
-  local out="$BIN/prism-$BEAM_VERSION"
+  # Prism's Job API listens on every interface (jobservices.NewServer: net.Listen(":port")) and runs any job it is sent;
+  # the stack's build binds it to the loopback address instead. Its web UI and worker endpoints already use localhost.
+  local out="$BIN/prism-$BEAM_VERSION-loopback"
   if [[ -x "$out" ]]; then return 0; fi
-  log "building Prism $BEAM_VERSION (about 2 min, once per machine)"
-  GOBIN="$CCAS_CACHE/gobin-prism" go install "github.com/apache/beam/sdks/v2/go/cmd/prism@$BEAM_VERSION"
-  mv "$CCAS_CACHE/gobin-prism/prism" "$out"
+  log "building Prism $BEAM_VERSION bound to 127.0.0.1 (about 2 min, once per machine)"
+  local dir src server
+  dir=$(go mod download -json "github.com/apache/beam/sdks/v2@$BEAM_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  src=$(mktemp -d "$CCAS_CACHE/prism-src.XXXXXX")
+  cp -r "$dir/." "$src" && chmod -R u+w "$src"
+  server="$src/go/pkg/beam/runners/prism/internal/jobservices/server.go"
+  grep -q 'net.Listen("tcp", fmt.Sprintf(":%d", port))' "$server" || { log "Prism's listener line changed upstream: $server"; exit 1; }
+  sed -i 's/net.Listen("tcp", fmt.Sprintf(":%d", port))/net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))/' "$server"
+  (cd "$src" && go build -o "$out.tmp" ./go/cmd/prism)
+  mv "$out.tmp" "$out" && rm -rf "$src"
   log "Prism built: $out"
 }
 

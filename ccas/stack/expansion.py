@@ -11,7 +11,6 @@ import signal
 import time
 from pathlib import Path
 
-from ccas import settings
 from ccas.stack import process, tools
 from ccas.stack.process import StackError
 from ccas.stack.service import Service
@@ -19,15 +18,16 @@ from ccas.stack.service import Service
 log = logging.getLogger(__name__)
 
 WORKER_SCRIPT = Path(__file__).resolve().parent / "java_worker.sh"
-_MAIN_CLASS = "org.apache.beam.sdk.expansion.service.ExpansionService"
+LAUNCHER_SOURCE = Path(__file__).resolve().parent / "java" / "LoopbackExpansionService.java"
+_MAIN_CLASS = "ccas.stack.LoopbackExpansionService"
 
 
 class Expansion(Service):
-    """`java -cp <libs>/* ExpansionService <port>`; each expanded Java transform runs through java_worker.sh.
+    """Beam's expansion service on 127.0.0.1; each expanded Java transform runs through java_worker.sh.
 
-    Beam's ExpansionService.main builds its gRPC server with `ServerBuilder.forPort(port)` and has no bind-address option, so it
-    listens on ALL interfaces, not only 127.0.0.1 like the rest of the stack. It executes whatever Java transform a client
-    names (allowlist '*'), so keep dev machines firewalled, as for a standalone Prism (docs/portable.md).
+    Beam's own ExpansionService.main listens on every interface (`ServerBuilder.forPort`, no bind-address option) and expands
+    whatever Java transform a client names, i.e. runs code for anyone who reaches the port. The stack starts it through
+    java/LoopbackExpansionService.java instead: the same services and arguments, bound to the loopback address only.
     """
 
     name = "expansion"
@@ -40,16 +40,9 @@ class Expansion(Service):
     def ports(self) -> dict[str, int]:
         return {"grpc": self.ports_all.expansion_service}
 
-    def check_ports_free(self) -> None:
-        super().check_ports_free()
-        # The server binds the wildcard address (see the class docstring): a listener on any local address blocks it.
-        port = self.ports_all.expansion_service
-        if not process.port_bindable(port, host="0.0.0.0"):
-            raise StackError(f"cannot start {self.name}: port {port} (grpc) is already in use on some local address; stop that "
-                             f"process or choose other ports with CCAS_PORT_BASE (now {settings.port_base()})")
-
     def prepare(self) -> None:
         self.libs = tools.maven_classpath("expansion-pom.xml")
+        self.launcher = tools.compiled_java(LAUNCHER_SOURCE, self.libs)
         self.boot = tools.go_binary("java_boot")
         self.workers_dir.mkdir(parents=True, exist_ok=True)
         sweep_workers(self.workers_dir)
@@ -66,7 +59,7 @@ class Expansion(Service):
             tools.java_binary(), "-Xms128m", "-Xmx768m", "-XX:+UseSerialGC",
             # Names the stack folder in the command line: owned_pid() recognises the process by it.
             f"-Dccas.stack.service={self.dir}",
-            "-cp", f"{self.libs}/*", _MAIN_CLASS, str(self.ports_all.expansion_service),
+            "-cp", f"{self.launcher}{os.pathsep}{self.libs}/*", _MAIN_CLASS, str(self.ports_all.expansion_service),
             "--javaClassLookupAllowlistFile=*",
             "--defaultEnvironmentType=PROCESS",
             f"--defaultEnvironmentConfig={self.environment_config()}",

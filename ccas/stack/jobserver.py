@@ -21,13 +21,6 @@ from ccas.stack.service import Service
 ACTIVE_STATES = ("STOPPED", "STARTING", "RUNNING", "DRAINING", "CANCELLING", "UPDATED", "RESUMING")
 
 
-def _check_wildcard_port(service: Service, label: str, port: int) -> None:
-    # Both servers bind the wildcard address: a listener on any local address blocks them, not only one on 127.0.0.1.
-    if not process.port_bindable(port, host="0.0.0.0"):
-        raise StackError(f"cannot start {service.name}: port {port} ({label}) is already in use on some local address; stop "
-                         f"that process or choose other ports with CCAS_PORT_BASE (now {settings.port_base()})")
-
-
 def job_endpoint() -> str:
     """host:port for `--job_endpoint` of the local standalone Prism."""
     return f"localhost:{settings.ports().job_server}"
@@ -41,10 +34,11 @@ def worker_pool_endpoint() -> str:
 class JobServer(Service):
     """`prism --job_port <job_server> --serve_http --web_port <job_server_ui>`: Beam's Job API plus Prism's web UI.
 
-    Prism has no bind-address option: its Job API, its web UI and the per-job worker endpoints listen on ALL interfaces, not
-    only 127.0.0.1 like the rest of the stack. Anyone who reaches the port can submit a job, i.e. run code here: keep dev
-    machines firewalled (docs/portable.md). Jobs submitted to it keep running after their client exits; `down` cancels every
-    active job through the Job API before stopping Prism, so no job (nor its Java workers) outlives the service.
+    Prism has no bind-address option and its Job API listens on every interface; anyone who reaches it can submit a job, i.e.
+    run code here. The stack's Prism is built with that listener bound to 127.0.0.1 (scripts/build_tools.sh); its web UI and
+    the per-job worker endpoints already listen on localhost. Jobs submitted to it keep running after their client exits;
+    `down` cancels every active job through the Job API before stopping Prism, so no job (nor its Java workers) outlives
+    the service.
     """
 
     name = "jobserver"
@@ -52,11 +46,6 @@ class JobServer(Service):
 
     def ports(self) -> dict[str, int]:
         return {"job-api": self.ports_all.job_server, "web-ui": self.ports_all.job_server_ui}
-
-    def check_ports_free(self) -> None:
-        super().check_ports_free()
-        for label, port in self.ports().items():
-            _check_wildcard_port(self, label, port)
 
     def prepare(self) -> None:
         self.binary = tools.go_binary("prism")
@@ -134,12 +123,13 @@ class JobServer(Service):
 
 
 class WorkerPool(Service):
-    """`python -m apache_beam.runners.worker.worker_pool_main --service_port <worker_pool>`: EXTERNAL Python SDK workers.
+    """`python -m ccas.stack.worker_pool --service_port <worker_pool>`: EXTERNAL Python SDK workers on 127.0.0.1.
 
-    The pool starts each worker as `python -c ...` from PATH, so it runs with this virtualenv's bin first on PATH (else workers
-    fail to import Beam). Workers are its children in its process group (spawned in a session of its own), and the pool does
-    not stop them on SIGTERM (only its atexit hook would), so `down` signals the whole group. It binds `[::]`, i.e. ALL
-    interfaces, and runs whatever pipeline code a runner sends it: keep dev machines firewalled.
+    Beam's own worker_pool_main binds `[::]` (every interface) and runs whatever pipeline code a runner sends it; ours serves
+    the same servicer on the loopback address only (ccas/stack/worker_pool.py). The pool starts each worker as
+    `python -c ...` from PATH, so it runs with this virtualenv's bin first on PATH (else workers fail to import Beam).
+    Workers are its children in its process group (spawned in a session of its own), and the pool does not stop them on
+    SIGTERM (only its atexit hook would), so `down` signals the whole group.
     """
 
     name = "workerpool"
@@ -148,16 +138,12 @@ class WorkerPool(Service):
     def ports(self) -> dict[str, int]:
         return {"grpc": self.ports_all.worker_pool}
 
-    def check_ports_free(self) -> None:
-        super().check_ports_free()
-        _check_wildcard_port(self, "grpc", self.ports_all.worker_pool)
-
     def start(self) -> None:
         venv_bin = str(Path(sys.executable).parent)
         argv = [
-            sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
+            sys.executable, "-m", "ccas.stack.worker_pool",
             f"--service_port={self.ports_all.worker_pool}",
-            # Ignored by worker_pool_main (parse_known_args); names the stack folder in the command line for owned_pid().
+            # Ignored by the pool (parse_known_args); names the stack folder in the command line for owned_pid().
             f"--ccas_stack_service={self.dir}",
         ]
         env = {

@@ -20,7 +20,7 @@ MAVEN_DIR = Path(__file__).resolve().parent / "maven"
 
 _GO_BINARIES = {
     "weed": f"weed-{SEAWEEDFS_VERSION}",
-    "prism": f"prism-{BEAM_VERSION}",
+    "prism": f"prism-{BEAM_VERSION}-loopback",  # Job API bound to 127.0.0.1 (scripts/build_tools.sh)
     "java_boot": f"beam-java-boot-{BEAM_VERSION}",
 }
 
@@ -67,6 +67,27 @@ def maven_classpath(pom_name: str) -> Path:
     partial.rename(libs)
     done_marker.write_text(digest + "\n")
     return libs
+
+
+def compiled_java(source: Path, classpath: Path) -> Path:
+    """A class folder holding `source` compiled against the jars in `classpath`, cached by the source's content."""
+    digest = hashlib.sha256(source.read_bytes() + str(classpath).encode()).hexdigest()[:12]
+    classes = settings.cache_dir() / "java" / f"{source.stem}-{digest}"
+    if (classes / ".complete").exists():
+        return classes
+    javac = shutil.which("javac")
+    if javac is None:
+        raise StackError(f"javac is not installed (a JDK is needed to compile {source.name})")
+    partial = classes.with_name(classes.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    result = subprocess.run([javac, "-d", str(partial), "-cp", f"{classpath}/*", str(source)], check=False,
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise StackError(f"compiling {source.name} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+    shutil.rmtree(classes, ignore_errors=True)
+    partial.rename(classes)
+    (classes / ".complete").write_text(digest + "\n")
+    return classes
 
 
 def java_binary() -> str:

@@ -84,3 +84,31 @@ def test_up_status_job_down_leaves_nothing(restore_state: bool) -> None:
     assert _processes_naming([server.dir, pool.dir]) == []
     assert not process.port_in_use(settings.ports().job_server)
     assert "stopped" in _ccas("jobserver", "status").stdout
+
+
+def test_nothing_listens_beyond_loopback(restore_state: bool) -> None:
+    """After `stack up` and `jobserver up`, with a job holding an SDK worker: every listener of every stack process is on a
+    loopback address (Beam's expansion service, Prism and the worker pool are started through the stack's own launchers)."""
+    server, pool = JobServer(), WorkerPool()
+    assert _ccas("jobserver", "up").returncode == 0
+    options = PipelineOptions(["--runner=PortableRunner", f"--job_endpoint={job_endpoint()}", "--environment_type=EXTERNAL",
+                               f"--environment_config={worker_pool_endpoint()}"])
+    pipeline = beam.Pipeline(options=options)
+    _ = pipeline | beam.Create([3600]) | beam.Map(lambda seconds: time.sleep(seconds))
+    pipeline.run()
+    deadline = time.monotonic() + 120
+    while not server.active_jobs() or len(pool.worker_processes()) < 2:
+        assert time.monotonic() < deadline, f"no running job with a pool worker: jobs {server.jobs()}"
+        time.sleep(1)
+
+    stack_pids = {pid for pid, _ in _processes_naming([settings.stack_dir()])}
+    listeners = process.listening_sockets(stack_pids)
+    ports = {port for _, _, port in listeners}
+    p = settings.ports()
+    expected = {p.kafka, p.postgres, p.s3, p.expansion_service, p.job_server, p.job_server_ui, p.worker_pool, p.prometheus,
+                p.lag_exporter}
+    assert expected <= ports, f"the scan missed stack listeners {sorted(expected - ports)}: {listeners}"
+    exposed = [(pid, address, port, process.cmdline(pid)[:100]) for pid, address, port in listeners
+               if not process.is_loopback(address)]
+    assert exposed == [], f"listeners beyond loopback: {exposed}"
+    assert _ccas("jobserver", "down").returncode == 0
