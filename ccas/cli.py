@@ -19,10 +19,11 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "jobserver": ("ccas.stack.cli:jobserver_main", "standalone Prism job service + SDK worker pool for --runner=PortableRunner"),
     "flink": ("ccas.stack.flink:main", "local Flink 1.20 session cluster for --runner=FlinkRunner: up|down|status"),
     "dlq": ("ccas.ops.cli:main", "dead letters: list, show CALL_ID, requeue (--call-id ID ... | --error-type E | --all)"),
-    "ops-api": ("ccas.ops.api.main:main", "the DLQ operations over HTTP (bearer token CCAS_OPS_TOKEN; docs at /docs)"),
+    "ops-api": ("ccas.ops.api.main:main", "the DLQ operations over HTTP (named bearer tokens CCAS_OPS_TOKENS; docs at /docs)"),
     "lag-exporter": ("ccas.ops.lag_exporter:main", "consumer lag per topic/partition/group for Prometheus (started by stack up)"),
     "config": ("ccas.config_docs:main", "every setting of every component: env-example | readme-table [--write]"),
     "status": ("ccas.ops.status:main", "one screen: services, calls in the last hour, DLQs, lag, p95 latencies, URLs"),
+    "argv-watch": ("ccas.security.argv_watch:main", "watch process arguments for the stack's secrets: start | stop | check"),
     "demo": ("ccas.demo:main", "the whole system on the local stack, with progress and a table of scored calls"),
 }
 

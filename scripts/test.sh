@@ -10,12 +10,15 @@ CCAS=.venv/bin/ccas
 was_running=true
 $CCAS stack status >/dev/null 2>&1 || was_running=false
 stop_stack() {
+  $CCAS argv-watch stop >/dev/null 2>&1 || true
   if [[ "${CI:-}" == "true" || "$was_running" == "false" ]]; then
     $CCAS stack down || true
   fi
 }
 trap stop_stack EXIT
 
+# Every process's arguments are watched for the stack's secrets from before `stack up` to the last test.
+$CCAS argv-watch start
 $CCAS stack up
 $CCAS --local db migrate
 $CCAS --local kafka bootstrap
@@ -37,8 +40,10 @@ echo "[test] pytest: integration tests on the stack"
 .venv/bin/pytest -p no:cacheprovider -ra -m "integration" "$@"
 status=$?
 [[ $status -eq 5 ]] && status=0
+$CCAS argv-watch stop
+argv_status=$?
 set -e
 echo "[test] finished in $(( $(date +%s) - started )) s (ruff exit $lint_status, import rules exit $imports_status," \
-  "pytest exit $unit_status without services, $status integration)"
-[[ $lint_status -eq 0 && $imports_status -eq 0 && $unit_status -eq 0 ]] || exit 1
+  "pytest exit $unit_status without services, $status integration, argv-watch exit $argv_status)"
+[[ $lint_status -eq 0 && $imports_status -eq 0 && $unit_status -eq 0 && $argv_status -eq 0 ]] || exit 1
 exit $status

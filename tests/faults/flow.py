@@ -82,10 +82,11 @@ class Flow:
     def start_pipeline(self, name: str = "pipeline", *extra: str) -> App:
         app = App(name, pipeline_command(
             "--runner=DirectRunner", "--kafka_io=java", f"--consumer_group={self.group}",
-            f"--database_url={self.database_url}", f"--avaya_url={self.services.recorder_url}",
+            f"--avaya_url={self.services.recorder_url}",
             f"--scoring_url={self.services.scoring_url}", f"--metrics_port={free_port()}", "--download_backoff_s=1",
             "--scoring_backoff_s=0.5", "--restart=on-failure", *self.pipeline_args, *extra),
-            e2e.LOG_DIR / f"{name}-{self.group}.log").start()
+            e2e.LOG_DIR / f"{name}-{self.group}.log",
+            env={**self.services.scoring_env, "CCAS_DATABASE_URL": self.database_url}).start()
         self.apps[name] = app
         return app
 

@@ -5,7 +5,9 @@ hide-resolved hides exactly the scored one; an unreachable PostgreSQL leaves the
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -35,7 +37,7 @@ def _raw_value(call_id: str) -> dict[str, Any]:
 
 def _enriched(call_id: str) -> EnrichedCall:
     return EnrichedCall(call_id, "2026-11-25T09:58:00+00:00", "2026-11-25T09:59:46+00:00", 106.0, "1234", "agent1234.247",
-                        "0901234567", "billing", "VDN 5001", "00012A3F", SourcePosition("calls.raw", 0, 0))
+                        None, "billing", "VDN 5001", "00012A3F", SourcePosition("calls.raw", 0, 0))  # no customer_key
 
 
 def _score(database: Database, call_id: str) -> None:
@@ -48,8 +50,10 @@ def _score(database: Database, call_id: str) -> None:
     database.record_scores([ScoredCall(audio, 87.5, True, None, "test-1", 12, [], {"score": 87.5})], {call_id: 1000})
 
 
-def _ccas(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(ccas_command("dlq", *args), capture_output=True, text=True, timeout=120, check=False)
+def _ccas(*args: str, database_url: str) -> subprocess.CompletedProcess:
+    """The URL (it carries the password) goes in the environment: a command line is readable by every local user."""
+    return subprocess.run(ccas_command("dlq", *args), capture_output=True, text=True, timeout=120, check=False,
+                          env={**os.environ, "CCAS_DATABASE_URL": database_url})
 
 
 @pytest.fixture(scope="module")
@@ -74,15 +78,16 @@ def run(stack_env: dict[str, str]) -> Iterator[dict[str, Any]]:
             failed = [calls["scored"], calls["pending"], calls["waiting"]]
             database.upsert_calls([_enriched(call_id) for call_id in failed])
             database.mark_errors({call_id: "synthetic failure" for call_id in failed})
-            requeue = _ccas("requeue", "--call-id", calls["scored"], calls["pending"], "--since", since, "--database-url", url)
+            requeue = _ccas("requeue", "--call-id", calls["scored"], calls["pending"], "--since", since, database_url=url)
             assert requeue.returncode == 0 and requeue.stdout.count(" requeued ") == 2, requeue.stdout + requeue.stderr
             _score(database, calls["scored"])
             closed = f"postgresql://ccas:not-the-password@127.0.0.1:{free_port()}/ccas"
             apis = {}
             for name, database_url in (("api", url), ("api_no_db", closed)):
                 port = free_port()
-                api = App(f"ops-api-{name}", ccas_command("ops-api", "--port", str(port), "--database-url", database_url),
-                          e2e.log_path(f"ops-api-listing-{tag}-{name}.log")).start()
+                api = App(f"ops-api-{name}", ccas_command("ops-api", "--port", str(port)),
+                          e2e.log_path(f"ops-api-listing-{tag}-{name}.log"),
+                          env={"CCAS_DATABASE_URL": database_url}).start()
                 apps.append(api)
                 wait_http(f"http://127.0.0.1:{port}/healthz", 60, api)
                 apis[name] = f"http://127.0.0.1:{port}/v1/dlq"
@@ -100,8 +105,8 @@ def _by_name(run: dict, rows: list[dict]) -> dict[str, dict]:
 
 
 def _cli_rows(run: dict, *extra: str, database_url: str | None = None) -> tuple[list[dict], str]:
-    listed = _ccas("list", "--since", run["since"], "--error-type", run["error_type"], "--json",
-                   "--database-url", database_url or run["url"], *extra)
+    listed = _ccas("list", "--since", run["since"], "--error-type", run["error_type"], "--json", *extra,
+                   database_url=database_url or run["url"])
     assert listed.returncode == 0, listed.stderr
     return json.loads(listed.stdout), listed.stderr
 
@@ -122,7 +127,7 @@ def _check_states(run: dict, rows: list[dict]) -> None:
         row = by_name[name]
         assert row["requeued"] is True and row["requeued_at"]
         assert (row["requeue_count"], row["requeue_ingest_uuid"], row["requeued_by"]) == requeues[row["call_id"]] == (
-            1, row["requeue_ingest_uuid"], "cli")
+            1, row["requeue_ingest_uuid"], getpass.getuser())  # `ccas dlq requeue` records the OS user who ran it
     assert (by_name["scored"]["call_status"], by_name["scored"]["has_scoring_result"], by_name["scored"]["resolved"]) == (
         "SCORED", True, True)
     assert (by_name["pending"]["call_status"], by_name["pending"]["resolved"]) == ("ERROR", False)
@@ -142,13 +147,13 @@ def test_cli_hide_resolved_hides_exactly_the_scored_call(run: dict) -> None:
     rows, _ = _cli_rows(run, "--hide-resolved")
     assert set(_by_name(run, rows)) == {"pending", "waiting", "parse"}
     table = _ccas("list", "--since", run["since"], "--error-type", run["error_type"], "--hide-resolved",
-                  "--database-url", run["url"])
+                  database_url=run["url"])
     assert table.returncode == 0 and table.stdout.splitlines()[-1] == "3 dead letter(s), 1 resolved hidden", table.stdout
     assert run["calls"]["scored"] not in table.stdout
 
 
 def test_cli_table_shows_the_columns_and_the_requeue_line(run: dict) -> None:
-    table = _ccas("list", "--since", run["since"], "--error-type", run["error_type"], "--database-url", run["url"])
+    table = _ccas("list", "--since", run["since"], "--error-type", run["error_type"], database_url=run["url"])
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
     assert lines[0].split() == ["call_id", "stage", "error_type", "retries", "failed_at", "requeued", "call_status", "result",

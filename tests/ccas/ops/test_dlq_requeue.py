@@ -5,6 +5,7 @@ requeue changes nothing; every endpoint checks its bearer token."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import uuid
@@ -61,8 +62,8 @@ def run(stack_env: dict[str, str]) -> Iterator[dict[str, Any]]:
 
             e2e.wait_until(settled, 300, "the good calls scored and two dead-lettered", [pipeline])
             port = free_port()
-            api = App("ops-api", ccas_command("ops-api", "--port", str(port), "--database-url", url),
-                      e2e.log_path(f"ops-api-{seed}.log")).start()
+            api = App("ops-api", ccas_command("ops-api", "--port", str(port)),
+                      e2e.log_path(f"ops-api-{seed}.log"), env={"CCAS_DATABASE_URL": url}).start()
             apps.append(api)
             wait_http(f"http://127.0.0.1:{port}/healthz", 60, api)
             yield {"services": services, "url": url, "api": f"http://127.0.0.1:{port}", "token": stack_env["CCAS_OPS_TOKEN"],
@@ -122,8 +123,9 @@ def test_dead_letters_are_listed_and_shown(run: dict) -> None:
 
 
 def test_the_cli_lists_shows_and_dry_runs(run: dict) -> None:
-    def ccas(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(ccas_command("dlq", *args), capture_output=True, text=True, timeout=120, check=False)
+    def ccas(*args: str) -> subprocess.CompletedProcess:  # the URL carries the password: environment, not argv
+        return subprocess.run(ccas_command("dlq", *args), capture_output=True, text=True, timeout=120, check=False,
+                              env={**os.environ, "CCAS_DATABASE_URL": run["url"]})
 
     listed = ccas("list", "--stage", "download", "--since", run["since"], "--json")
     assert listed.returncode == 0, listed.stderr
@@ -131,7 +133,7 @@ def test_the_cli_lists_shows_and_dry_runs(run: dict) -> None:
     shown = ccas("show", run["dead"])
     assert json.loads(shown.stdout)[0]["payload"]["call_id"] == run["dead"]
     assert ccas("show", "../etc").returncode == 2
-    dry = ccas("requeue", "--call-id", run["corrupt"], "--dry-run", "--database-url", run["url"])
+    dry = ccas("requeue", "--call-id", run["corrupt"], "--dry-run")
     assert dry.returncode == 0 and "would_requeue" in dry.stdout, dry.stdout + dry.stderr
     assert e2e.query(run["url"], "SELECT count(*) FROM dlq_requeue")[0][0] == 0, "a dry run records nothing"
 
@@ -160,6 +162,8 @@ def test_requeue_by_error_type_scores_each_call_exactly_once_and_twice_changes_n
     assert counts == {inum: 1 for inum in run["inums"]}, "one scoring_result per call"
     rows = e2e.query(run["url"], "SELECT call_id, requeue_count, ingest_uuid::text FROM dlq_requeue ORDER BY call_id")
     assert rows == sorted((c, 1, requeued[c]["ingest_uuid"]) for c in fixed)
+    # The ops API records the caller's token name (the local stack's CCAS_OPS_TOKEN is the named token dev-operator).
+    assert e2e.query(run["url"], "SELECT DISTINCT requested_by FROM dlq_requeue") == [("dev-operator",)]
 
     before = e2e.end_offsets(run["bootstrap"], "calls.raw")
     again = [outcome for error_type in ("AvayaUnavailable", "ScoringRejected")
