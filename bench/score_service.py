@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -38,6 +39,9 @@ def _free_port() -> int:
 
 
 MODEL_DIR = whisper_model_dir()
+# The service started here requires a bearer token on /v1; a throwaway one, never the local stack's.
+TOKEN = secrets.token_urlsafe(24)
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def _start(port: int, workers: int, asr: str = "none", beam: int = 1) -> subprocess.Popen[bytes]:
@@ -47,6 +51,7 @@ def _start(port: int, workers: int, asr: str = "none", beam: int = 1) -> subproc
         "CCAS_SCORING_ASR_ENGINE": asr,
         "CCAS_SCORING_ASR_MODEL_DIR": str(MODEL_DIR),
         "CCAS_SCORING_ASR_BEAM_SIZE": str(beam),
+        "CCAS_SCORING_TOKEN": TOKEN,
     }
     cmd = [sys.executable, "-m", "ccas.cli", "scoring-service", "--port", str(port), "--log-level", "warning"]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env)
@@ -72,7 +77,8 @@ def _run(
     def post(index_and_body: tuple[int, bytes]) -> float:
         index, body = index_and_body
         data = {"call_id": f"b{index}", **({"language": language} if language else {})}
-        response = httpx.post(f"{url}/v1/score", files={"audio": ("c.wav", body, "audio/wav")}, data=data, timeout=600)
+        response = httpx.post(f"{url}/v1/score", files={"audio": ("c.wav", body, "audio/wav")}, data=data, headers=AUTH,
+                              timeout=600)
         response.raise_for_status()
         return float(response.json()["duration_s"])
 

@@ -1,6 +1,7 @@
 """The application processes of a local run (mock recorder, scoring service, poller, pipeline), started and stopped by pid.
 
-Used by `ccas demo` and by the end-to-end tests, so both exercise exactly the commands an operator runs.
+Used by `ccas demo` and by the end-to-end tests, so both exercise exactly the commands an operator runs. The scoring service
+and the pipeline are given the same bearer token (`scoring_token`); `wait_http` needs none: /healthz is open.
 """
 
 from __future__ import annotations
@@ -84,14 +85,21 @@ def pipeline_command(*args: str) -> list[str]:
     return [sys.executable, str(settings.REPO_ROOT / "run_pipeline.py"), *args]
 
 
-def wait_http(url: str, timeout_s: float, app: App | None = None) -> None:
+def scoring_token() -> str:
+    """The bearer token (CCAS_SCORING_TOKEN) that a scoring service started here requires and the pipeline sends: the
+    environment's, which the demo and the tests' `stack_env` fill from the local stack, else the stack's generated one."""
+    return os.environ.get("CCAS_SCORING_TOKEN") or settings.local_stack_env().get("CCAS_SCORING_TOKEN", "")
+
+
+def wait_http(url: str, timeout_s: float, app: App | None = None, ca_file: str | None = None) -> None:
+    """Until `url` answers below 500; an https URL is verified against `ca_file` (None: the system's trust store)."""
     deadline = time.monotonic() + timeout_s
     last = ""
     while time.monotonic() < deadline:
         if app is not None and not app.alive():
             raise RuntimeError(f"{app.name} exited during start-up:\n{app.tail()}")
         try:
-            if requests.get(url, timeout=2).status_code < 500:
+            if requests.get(url, timeout=2, verify=ca_file or True).status_code < 500:
                 return
         except requests.RequestException as error:
             last = str(error)

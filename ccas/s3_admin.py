@@ -39,6 +39,7 @@ def lifecycle_rules() -> list[dict[str, Any]]:
 
 
 def deny_unencrypted_policy(bucket: str) -> str:
+    """Refuse a PUT without server-side encryption, and any request not made over TLS (recordings are customer data)."""
     return json.dumps({
         "Version": "2012-10-17",
         "Statement": [{
@@ -48,6 +49,13 @@ def deny_unencrypted_policy(bucket: str) -> str:
             "Action": "s3:PutObject",
             "Resource": f"arn:aws:s3:::{bucket}/*",
             "Condition": {"Null": {"s3:x-amz-server-side-encryption": "true"}},
+        }, {
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
         }],
     })
 
@@ -69,7 +77,7 @@ def _steps(client: Any, bucket: str) -> list[tuple[str, Callable[[], Any]]]:
         ("public access block", lambda: client.put_public_access_block(
             Bucket=bucket, PublicAccessBlockConfiguration={
                 "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})),
-        ("policy: deny unencrypted PUTs", lambda: client.put_bucket_policy(
+        ("policy: deny unencrypted PUTs and non-TLS requests", lambda: client.put_bucket_policy(
             Bucket=bucket, Policy=deny_unencrypted_policy(bucket))),
         ("lifecycle rules", lambda: client.put_bucket_lifecycle_configuration(
             Bucket=bucket, LifecycleConfiguration={"Rules": lifecycle_rules()})),
@@ -124,7 +132,8 @@ def main(argv: list[str]) -> int:
     settings = load_for_command(BucketBootstrapSettings, args, "s3 bootstrap")
     bucket = settings.s3_bucket
     client = core_s3_client(settings.s3_endpoint, secret(settings.s3_access_key) or None,
-                            secret(settings.s3_secret_key) or None, region=settings.s3_region or None)
+                            secret(settings.s3_secret_key) or None, region=settings.s3_region or None,
+                            ca_file=settings.s3_ca_file or None)
     try:
         results = bootstrap_bucket(client, bucket)
     except ClientError as error:

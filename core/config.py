@@ -12,6 +12,7 @@ import argparse
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar, get_args, get_origin
 
 from pydantic import SecretStr, ValidationError
@@ -111,7 +112,10 @@ def load(model: type[M], flags: argparse.Namespace | dict[str, Any] | None = Non
         problems = []
         for item in error.errors():
             name = str(item["loc"][0]) if item["loc"] else ""
-            where = f"{env_var(model, name)} / {flag_of(model, name, style)}" if name in model.model_fields else "settings"
+            # A command's parser has a dest for each flag it offers: a field without one is set from the environment only.
+            has_flag = not isinstance(flags, argparse.Namespace) or name in given
+            where = (f"{env_var(model, name)}" + (f" / {flag_of(model, name, style)}" if has_flag else "")
+                     if name in model.model_fields else "settings")
             problems.append(f"{where}: " + ("is not set" if item["type"] == "missing" else item["msg"]))
         raise ConfigurationError(f"invalid {model.__name__} configuration:\n  - " + "\n  - ".join(problems)) from None
 
@@ -130,3 +134,16 @@ def load_for_command(model: type[M], args: argparse.Namespace, command: str) -> 
     except ConfigurationError as error:
         print(f"{command}: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def server_tls(cert: Path | None, key: Path | None, cert_variable: str, key_variable: str) -> dict[str, str]:
+    """uvicorn's ssl_certfile/ssl_keyfile for a certificate and key given together, {} for neither.
+
+    Half a TLS configuration would silently serve plain HTTP, so it is refused, as is a path that is not a file.
+    """
+    if (cert is None) != (key is None):
+        raise ValueError(f"{cert_variable} and {key_variable} go together (both for HTTPS, neither for HTTP)")
+    for variable, path in ((cert_variable, cert), (key_variable, key)):
+        if path is not None and not path.is_file():
+            raise ValueError(f"{variable}: {path} is not a file")
+    return {"ssl_certfile": str(cert), "ssl_keyfile": str(key)} if cert is not None else {}

@@ -15,12 +15,15 @@ def _sse_header(params: dict[str, Any], **_: Any) -> None:
 
 
 def s3_client(endpoint: str | None = None, access_key: str | None = None, secret_key: str | None = None, *,
-              region: str | None = None, connect_timeout: float = 5, read_timeout: float = 60, max_pool: int = 10) -> Any:
+              region: str | None = None, connect_timeout: float = 5, read_timeout: float = 60, max_pool: int = 10,
+              ca_file: str | None = None) -> Any:
     """A boto3 S3 client.
 
     `endpoint` empty or None: AWS S3 with boto3's default endpoint, region and credential chain (environment, profile, IAM
     role) — keys are passed only when both are given. Any other endpoint is an S3-compatible server: path-style addressing
     (they do not resolve virtual-host buckets) and region us-east-1 unless told otherwise.
+
+    `ca_file`: the CA bundle that verifies an https endpoint (a private CA's certificate); None: the system's trust store.
 
     SeaweedFS evaluates the deny-unencrypted bucket policy on CompleteMultipartUpload and AbortMultipartUpload too (AWS judges
     the SSE header on the initiating request only), so against a non-AWS endpoint those calls repeat the header.
@@ -31,6 +34,7 @@ def s3_client(endpoint: str | None = None, access_key: str | None = None, secret
         "s3",
         endpoint_url=endpoint or None,
         region_name=region or ("us-east-1" if custom else None),
+        verify=ca_file or None,
         config=Config(s3={"addressing_style": "path" if custom else "auto"}, connect_timeout=connect_timeout,
                       read_timeout=read_timeout, retries={"max_attempts": 3, "mode": "standard"},
                       max_pool_connections=max_pool, request_checksum_calculation="when_required",

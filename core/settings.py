@@ -21,6 +21,8 @@ class S3Settings(CcasSettings):
     s3_region: str = Field(default="", description="S3 region; empty: AWS's own resolution (us-east-1 for other endpoints)")
     s3_access_key: SecretStr | None = Field(default=None, description="S3 access key; empty: the AWS credential chain")
     s3_secret_key: SecretStr | None = Field(default=None, description="S3 secret key; empty: the AWS credential chain")
+    s3_ca_file: str = Field(default="", description="CA certificate(s) that verify an https S3 endpoint; empty: the system "
+                                                    "trust store")
 
 
 class RecorderSettings(CcasSettings):

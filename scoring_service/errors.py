@@ -59,9 +59,9 @@ def error_body(status: int, error: str, detail: str) -> dict[str, object]:
     return {"error": error, "detail": detail, "status": status}
 
 
-def _respond(status: int, error: str, detail: str) -> JSONResponse:
+def _respond(status: int, error: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
     observability.ERRORS.labels(type=error).inc()
-    return JSONResponse(error_body(status, error, detail), status_code=status)
+    return JSONResponse(error_body(status, error, detail), status_code=status, headers=headers)
 
 
 def install(app: FastAPI) -> None:
@@ -78,9 +78,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        # Starlette raises 400 for a malformed multipart body or too many parts.
-        kind = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return _respond(exc.status_code, kind, str(exc.detail))
+        # Starlette raises 400 for a malformed multipart body or too many parts; deps.require_token 401 and 403, whose
+        # WWW-Authenticate header must reach the client.
+        kind = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _respond(exc.status_code, kind, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def _internal(_request: Request, exc: Exception) -> JSONResponse:

@@ -1,4 +1,5 @@
-"""The scoring service's settings: `CCAS_SCORING_*` variables, each also a `ccas scoring-service` flag that overrides it."""
+"""The scoring service's settings: `CCAS_SCORING_*` variables, each also a `ccas scoring-service` flag that overrides it
+(except the bearer token: environment only, `ENVIRONMENT_ONLY`)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from core.config import CcasSettings
+from core.config import CcasSettings, secret, server_tls
 from scoring_service.scorecard import DEFAULT_SCORECARD
+
+MIN_TOKEN_LENGTH = 16
+# A secret on a command line shows in `ps` to every user of the machine: the token is read from the environment only.
+ENVIRONMENT_ONLY = ("token",)
 
 
 class ScoringSettings(CcasSettings):
@@ -18,6 +23,13 @@ class ScoringSettings(CcasSettings):
 
     host: str = Field(default="127.0.0.1", description="address the service binds (0.0.0.0 in a container)")
     port: int = Field(default=8000, ge=1, le=65535, description="HTTP port")
+    # The field is `token` so that the prefix makes it CCAS_SCORING_TOKEN, the variable the pipeline reads too.
+    token: SecretStr = Field(description=f"bearer token every /v1 request must carry (at least {MIN_TOKEN_LENGTH} "
+                                         "characters; the pipeline sends the same variable)")
+    tls_cert_file: Path | None = Field(
+        default=None, description="PEM certificate (chain) to serve HTTPS with, set together with CCAS_SCORING_TLS_KEY_FILE "
+                                  "(neither: plain HTTP)")
+    tls_key_file: Path | None = Field(default=None, description="PEM private key of CCAS_SCORING_TLS_CERT_FILE")
     scorecard: Path = Field(default=DEFAULT_SCORECARD, description="scorecard YAML (criteria, weights, model version)")
     asr_engine: Literal["none", "faster-whisper", "viet-asr", "pocketsphinx"] = Field(
         default="none", description="ASR engine for the transcript criteria (none: only a transcript sent with the request)")
@@ -39,6 +51,22 @@ class ScoringSettings(CcasSettings):
     # Bounds CPU and memory (each scoring holds one decoded call) on a small box; more requests wait.
     workers: int = Field(default=2, ge=1, description="concurrent scorings; further requests wait")
     log_level: str = Field(default="info", description="log level (debug, info, warning, error)")
+
+    @field_validator("token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(secret(value).strip()) < MIN_TOKEN_LENGTH:
+            raise ValueError(f"must be at least {MIN_TOKEN_LENGTH} characters")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ScoringSettings:
+        server_tls(self.tls_cert_file, self.tls_key_file, "CCAS_SCORING_TLS_CERT_FILE", "CCAS_SCORING_TLS_KEY_FILE")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert_file is not None
 
     @property
     def max_upload_bytes(self) -> int:

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 from ccas import settings
-from ccas.stack import process
+from ccas.stack import process, tls
 from ccas.stack.process import StackError
 from ccas.stack.service import Service
 
@@ -19,6 +19,15 @@ log = logging.getLogger(__name__)
 PG_BIN = Path(os.environ.get("CCAS_PG_BIN", "/usr/lib/postgresql/15/bin"))
 DB_NAME = "ccas"
 DB_USER = "ccas"
+# TCP clients must use TLS and a password; the stack's own administration goes through the cluster's Unix socket only.
+_PG_HBA = """\
+# Written by `ccas stack up` (ccas/stack/postgres.py) at every start.
+local     all  all                 trust
+hostssl   all  all  127.0.0.1/32   scram-sha-256
+hostssl   all  all  ::1/128        scram-sha-256
+hostnossl all  all  0.0.0.0/0      reject
+hostnossl all  all  ::/0           reject
+"""
 
 
 class Postgres(Service):
@@ -35,8 +44,9 @@ class Postgres(Service):
         # postgres writes its own pid file (first line = postmaster pid); its command line names the data dir.
         return process.owned_pid(self.data_dir / "postmaster.pid", str(self.data_dir))
 
-    def _run_as_postgres(self, argv: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(["runuser", "-u", "postgres", "--", *argv], capture_output=True, text=True, check=False)
+    def _run_as_postgres(self, argv: list[str], check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(["runuser", "-u", "postgres", "--", *argv], capture_output=True, text=True, check=False,
+                                input=stdin)
         if check and result.returncode != 0:
             raise StackError(f"{' '.join(argv[:2])} failed: {result.stdout}{result.stderr}")
         return result
@@ -70,10 +80,19 @@ class Postgres(Service):
                                        "--locale=C", "--auth-local=trust", "--auth-host=scram-sha-256"])
             finally:
                 password_file.unlink(missing_ok=True)
+        (self.data_dir / "pg_hba.conf").write_text(_PG_HBA)
+        cert, key = tls.server_certificate("postgres")
+        for source, target, mode in ((cert, "server.crt", 0o644), (key, "server.key", 0o600)):
+            # The server runs as `postgres` and refuses a key that others can read.
+            shutil.copyfile(source, self.dir / target)
+            shutil.chown(self.dir / target, "postgres", "postgres")
+            (self.dir / target).chmod(mode)
 
     def start(self) -> None:
         options = (f"-p {self.ports_all.postgres} -k {self.dir} -c listen_addresses=127.0.0.1 "
-                   "-c max_connections=200 -c shared_buffers=128MB -c fsync=on")
+                   "-c max_connections=200 -c shared_buffers=128MB -c fsync=on "
+                   f"-c ssl=on -c ssl_cert_file={self.dir / 'server.crt'} -c ssl_key_file={self.dir / 'server.key'} "
+                   "-c ssl_min_protocol_version=TLSv1.2")
         log_file = self.log_file
         if not log_file.exists():
             log_file.touch()
@@ -82,8 +101,9 @@ class Postgres(Service):
                                "-w", "-t", "60", "start"])
 
     def _psql(self, sql: str, database: str = "postgres") -> str:
+        # The statement goes through stdin, never argv: a password in it would be readable by anyone through `ps`.
         result = self._run_as_postgres([str(PG_BIN / "psql"), "-h", str(self.dir), "-p", str(self.ports_all.postgres),
-                                        "-d", database, "-v", "ON_ERROR_STOP=1", "-tAc", sql])
+                                        "-d", database, "-v", "ON_ERROR_STOP=1", "-tA", "-f", "-"], stdin=sql)
         return result.stdout.strip()
 
     def after_start(self) -> None:

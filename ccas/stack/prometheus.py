@@ -14,7 +14,7 @@ from string import Template
 import requests
 
 from ccas import settings
-from ccas.stack import process
+from ccas.stack import process, tls
 from ccas.stack.process import StackError
 from ccas.stack.service import Service
 
@@ -26,7 +26,8 @@ def render_config(rules: Path = OPS_DIR / "alerts.yml", scrape_interval: str = S
     p = settings.ports()
     return Template((OPS_DIR / "prometheus.yml.tmpl").read_text()).substitute(
         scrape_interval=scrape_interval, rules=str(rules), prometheus=p.prometheus, lag_exporter=p.lag_exporter,
-        poller_metrics=p.poller_metrics, pipeline_metrics=p.pipeline_metrics, scoring_service=p.scoring_service)
+        poller_metrics=p.poller_metrics, pipeline_metrics=p.pipeline_metrics, scoring_service=p.scoring_service,
+        ca_file=tls.ca_file())
 
 
 def write_config(folder: Path) -> Path:

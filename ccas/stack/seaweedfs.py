@@ -6,7 +6,7 @@ import json
 import os
 
 from ccas import settings
-from ccas.stack import process, tools
+from ccas.stack import process, tls, tools
 from ccas.stack.service import Service
 
 S3_IDENTITY = "ccas"
@@ -37,13 +37,16 @@ class SeaweedFS(Service):
         with os.fdopen(fd, "w") as handle:
             json.dump(identities, handle)
         (self.dir / "data").mkdir(exist_ok=True)
+        self.cert, self.key = tls.server_certificate("s3")
 
     def start(self) -> None:
         p = self.ports_all
         argv = [
             str(self.binary), "mini", f"-dir={self.dir / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             f"-s3.config={self.dir / 's3-identities.json'}", "-s3.autoCreateBucket=false", "-s3.iam=false",
-            f"-s3.port={p.s3}", f"-s3.port.grpc={p.weed_s3_grpc}", "-s3.port.iceberg=0", "-s3.port.lance=0",
+            # With a certificate and no separate https port, the S3 port itself speaks TLS only.
+            f"-s3.port={p.s3}", f"-s3.cert.file={self.cert}", f"-s3.key.file={self.key}", f"-s3.port.grpc={p.weed_s3_grpc}",
+            "-s3.port.iceberg=0", "-s3.port.lance=0",
             f"-master.port={p.weed_master}", f"-master.port.grpc={p.weed_master_grpc}", "-master.telemetry=false",
             f"-volume.port={p.weed_volume}", f"-volume.port.grpc={p.weed_volume_grpc}",
             f"-filer.port={p.weed_filer}", f"-filer.port.grpc={p.weed_filer_grpc}",
@@ -59,7 +62,7 @@ class SeaweedFS(Service):
         from core.s3 import s3_client
 
         secret = settings.load_secrets()
-        client = s3_client(f"http://127.0.0.1:{self.ports_all.s3}", secret["CCAS_S3_ACCESS_KEY"], secret["CCAS_S3_SECRET_KEY"],
-                           connect_timeout=2, read_timeout=3)
+        client = s3_client(f"https://127.0.0.1:{self.ports_all.s3}", secret["CCAS_S3_ACCESS_KEY"], secret["CCAS_S3_SECRET_KEY"],
+                           connect_timeout=2, read_timeout=3, ca_file=str(tls.ca_file()))
         buckets = client.list_buckets()["Buckets"]
         return f"S3 API answers, {len(buckets)} bucket(s)"

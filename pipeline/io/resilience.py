@@ -3,8 +3,9 @@
 Every error an I/O stage meets is classified (`classify`):
 
 - UNAVAILABLE — the dependency did not answer, or answered "not now": connection refused/reset, timeouts,
-  HTTP 408/429/502/503/504, S3 throttling or 5xx, PostgreSQL connection errors, Kafka's retriable errors. The call is *held*:
-  retried with capped exponential backoff and jitter for as long as the outage budget (`outage_budget_s`, default 15
+  HTTP 408/429/502/503/504, S3 throttling or 5xx, PostgreSQL connection errors, Kafka's retriable errors, and the scoring
+  service refusing the pipeline's token (401/403: a configuration error of every call, healed by fixing the token). The call
+  is *held*: retried with capped exponential backoff and jitter for as long as the outage budget (`outage_budget_s`, default 15
   minutes). These tries are not counted against the call's own attempts and never dead-letter it before the budget is spent.
 - PER_CALL — the dependency answered, but not well, for this call: HTTP 500 or another 5xx not listed above, a truncated body, a
   non-JSON answer. Retried with the stage's own policy (download 1, 2, 4, 8 s x5; scoring 3 with jitter), then dead-lettered.
@@ -30,7 +31,7 @@ from typing import TypeVar
 
 from core.recorder import AvayaError, AvayaRejected, AvayaUnavailable
 from pipeline import metrics as prom
-from pipeline.io.scoring_client import ScoringError, ScoringRejected
+from pipeline.io.scoring_client import AUTH_STATUS, ScoringError, ScoringRejected
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -70,6 +71,10 @@ def classify(error: BaseException) -> str:
     """UNAVAILABLE, PER_CALL or PERMANENT (module docstring)."""
     if isinstance(error, OutageBudgetExceeded):
         return PERMANENT
+    if isinstance(error, ScoringError) and error.status in AUTH_STATUS:
+        # A wrong or missing token fails every call alike: dead-lettering them as bad recordings would empty the stream into
+        # the DLQ; held, they are scored as soon as the token is fixed (or dead-lettered when the outage budget is spent).
+        return UNAVAILABLE
     if isinstance(error, (AvayaRejected, ScoringRejected)):
         return _http_kind(error.status, rejected=True)
     if isinstance(error, (AvayaUnavailable, ScoringError)):

@@ -1,7 +1,10 @@
 """A typed caller of the scoring service: streams a stored recording as the multipart `audio` part, raises typed errors.
 
 4xx → ScoringRejected (permanent: dead letter at once); 5xx, connection errors → ScoringUnavailable; timeouts → ScoringTimeout
-(both retryable). The body is streamed from S3 with a known Content-Length, never read whole.
+(both retryable); 401/403 → ScoringAuthFailed: the service refused the pipeline's token (CCAS_SCORING_TOKEN), a configuration
+error of every call, so the call is held like an outage (resilience.classify) and goes on once the token is fixed.
+Every request carries `Authorization: Bearer <token>`; an https URL is verified against `ca_file` (None: the system trust store).
+The body is streamed from S3 with a known Content-Length, never read whole.
 """
 
 from __future__ import annotations
@@ -33,6 +36,14 @@ class ScoringUnavailable(ScoringError):
 
 class ScoringTimeout(ScoringError):
     retryable = True
+
+
+class ScoringAuthFailed(ScoringUnavailable):
+    """The service refused our credentials (401/403): nothing is wrong with the recording, the token is."""
+
+
+# Statuses that judge the caller, not the recording.
+AUTH_STATUS = frozenset({401, 403})
 
 
 class MultipartStream:
@@ -81,9 +92,13 @@ class MultipartStream:
 class ScoringClient:
     """One keep-alive session per DoFn instance (setup), sized for the stage's concurrency bound."""
 
-    def __init__(self, base_url: str, *, pool_size: int = 8, connect_timeout: float = 3.0, read_timeout: float = 120.0) -> None:
+    def __init__(self, base_url: str, *, token: str, ca_file: str | None = None, pool_size: int = 8,
+                 connect_timeout: float = 3.0, read_timeout: float = 120.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = (connect_timeout, read_timeout)
+        self._auth = {"Authorization": f"Bearer {token}"} if token else {}  # none: the service answers 401, held
+        # Passed on each request, not set on the session: requests lets REQUESTS_CA_BUNDLE override a session's verify.
+        self.verify: str | bool = ca_file or True
         self.session = requests.Session()
         self.session.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0))
         self.session.mount("https://", HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0))
@@ -102,13 +117,17 @@ class ScoringClient:
             fields["channel_layout"] = channel_layout
         body = MultipartStream(fields, "audio", f"{call_id}.wav", audio, size)
         try:
-            response = self.session.post(f"{self.base_url}/v1/score", data=body, timeout=self.timeout,
-                                         headers={"Content-Type": body.content_type, "Content-Length": str(len(body))})
+            response = self.session.post(f"{self.base_url}/v1/score", data=body, timeout=self.timeout, verify=self.verify,
+                                         headers={**self._auth, "Content-Type": body.content_type,
+                                                  "Content-Length": str(len(body))})
         except requests.Timeout as error:
             raise ScoringTimeout(f"scoring service timed out: {error}") from error
         except requests.ConnectionError as error:
             raise ScoringUnavailable(f"scoring service unreachable: {str(error)[:300]}") from error
         text = response.text[:2000]
+        if response.status_code in AUTH_STATUS:
+            raise ScoringAuthFailed(f"scoring service refused the pipeline's credentials: HTTP {response.status_code} {text} "
+                                    "(check CCAS_SCORING_TOKEN against the service's)", response.status_code, text)
         if 400 <= response.status_code < 500:
             raise ScoringRejected(f"scoring service rejected the recording: HTTP {response.status_code} {text}",
                                   response.status_code, text)

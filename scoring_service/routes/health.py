@@ -1,4 +1,7 @@
-"""Liveness and Prometheus metrics."""
+"""Liveness and Prometheus metrics: open, without the bearer token of the /v1 routes.
+
+A Kubernetes probe, the Compose healthcheck and a Prometheus scrape carry no token; neither route scores or returns call data.
+"""
 
 from __future__ import annotations
 

@@ -14,13 +14,13 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
-from scoring_service.deps import ScorerDep
+from scoring_service.deps import AUTHENTICATED, ScorerDep
 from scoring_service.errors import ApiError, BadRequest, UnsupportedMedia, error_body
 from scoring_service.schemas import BatchItem, BatchScoreResponse, ErrorBody, ScoreResponse
 from scoring_service.scorer import ScoreFields, parse_fields
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/v1", tags=["score"])
+router = APIRouter(prefix="/v1", tags=["score"], dependencies=AUTHENTICATED)
 
 _TEXT_FIELDS = ("call_id", "agent_id", "channel_layout", "transcript", "language")
 

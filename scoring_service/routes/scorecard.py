@@ -6,10 +6,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from scoring_service.asr import ENGINES, LANGUAGES
-from scoring_service.deps import ScorerDep
+from scoring_service.deps import AUTHENTICATED, ScorerDep
 from scoring_service.schemas import ScorecardResponse
 
-router = APIRouter(prefix="/v1", tags=["scorecard"])
+router = APIRouter(prefix="/v1", tags=["scorecard"], dependencies=AUTHENTICATED)
 
 
 @router.get("/scorecard", response_model=ScorecardResponse)

@@ -16,13 +16,15 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def s3(stack_env: dict[str, str]):
-    return s3_client(stack_env["CCAS_S3_ENDPOINT"], stack_env["CCAS_S3_ACCESS_KEY"], stack_env["CCAS_S3_SECRET_KEY"])
+    return s3_client(stack_env["CCAS_S3_ENDPOINT"], stack_env["CCAS_S3_ACCESS_KEY"], stack_env["CCAS_S3_SECRET_KEY"],
+                     ca_file=stack_env["CCAS_S3_CA_FILE"])
 
 
 def test_bootstrap_is_idempotent_and_says_what_the_server_lacks(s3, stack_env: dict[str, str]) -> None:
     results = {result.step: result.outcome for result in bootstrap_bucket(s3, stack_env["CCAS_S3_BUCKET"])}
     assert results["bucket"] == "exists"
-    for step in ("versioning", "default encryption (SSE-S3)", "public access block", "policy: deny unencrypted PUTs"):
+    for step in ("versioning", "default encryption (SSE-S3)", "public access block",
+                 "policy: deny unencrypted PUTs and non-TLS requests"):
         assert results[step] == "applied", step
     # SeaweedFS does not implement lifecycle configuration; the bootstrap must say so rather than pretend.
     assert results["lifecycle rules"] == "not implemented by this server"
@@ -59,7 +61,8 @@ def test_unencrypted_put_is_denied_by_the_bucket_policy(s3, stack_env: dict[str,
 
 
 def test_wrong_secret_is_refused(stack_env: dict[str, str]) -> None:
-    intruder = s3_client(stack_env["CCAS_S3_ENDPOINT"], stack_env["CCAS_S3_ACCESS_KEY"], "not-the-secret")
+    intruder = s3_client(stack_env["CCAS_S3_ENDPOINT"], stack_env["CCAS_S3_ACCESS_KEY"], "not-the-secret",
+                         ca_file=stack_env["CCAS_S3_CA_FILE"])
     with pytest.raises(ClientError) as caught:
         intruder.list_objects_v2(Bucket=stack_env["CCAS_S3_BUCKET"])
     assert caught.value.response["Error"]["Code"] in ("SignatureDoesNotMatch", "AccessDenied", "InvalidAccessKeyId")

@@ -40,7 +40,8 @@ def test_every_bootstrap_step_applies_on_an_aws_compatible_server(moto_s3) -> No
     results = bootstrap_bucket(moto_s3, bucket)
     assert [(r.step, r.outcome) for r in results] == [
         ("bucket", "created"), ("versioning", "applied"), ("default encryption (SSE-S3)", "applied"),
-        ("public access block", "applied"), ("policy: deny unencrypted PUTs", "applied"), ("lifecycle rules", "applied"),
+        ("public access block", "applied"), ("policy: deny unencrypted PUTs and non-TLS requests", "applied"),
+        ("lifecycle rules", "applied"),
     ]
     assert moto_s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
     rule = moto_s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]

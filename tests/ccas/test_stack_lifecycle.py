@@ -94,7 +94,8 @@ def test_down_stops_every_process_and_up_restores_the_data(second_stack) -> None
     send = producer(stack["CCAS_KAFKA_BOOTSTRAP"])
     sent = send.send("calls.raw", key=b"k1", value=json.dumps({"kept": True}).encode()).get(timeout=30)
     send.close()
-    s3 = s3_client(stack["CCAS_S3_ENDPOINT"], stack["CCAS_S3_ACCESS_KEY"], stack["CCAS_S3_SECRET_KEY"])
+    s3 = s3_client(stack["CCAS_S3_ENDPOINT"], stack["CCAS_S3_ACCESS_KEY"], stack["CCAS_S3_SECRET_KEY"],
+                   ca_file=stack["CCAS_S3_CA_FILE"])
     s3.create_bucket(Bucket="lifecycle")
     s3.put_object(Bucket="lifecycle", Key="kept.txt", Body=b"kept")
 
@@ -118,7 +119,8 @@ def test_down_stops_every_process_and_up_restores_the_data(second_stack) -> None
     record = next(iter(consumer))
     consumer.close()
     assert (record.key, json.loads(record.value)) == (b"k1", {"kept": True})
-    s3 = s3_client(stack["CCAS_S3_ENDPOINT"], stack["CCAS_S3_ACCESS_KEY"], stack["CCAS_S3_SECRET_KEY"])
+    s3 = s3_client(stack["CCAS_S3_ENDPOINT"], stack["CCAS_S3_ACCESS_KEY"], stack["CCAS_S3_SECRET_KEY"],
+                   ca_file=stack["CCAS_S3_CA_FILE"])
     assert s3.get_object(Bucket="lifecycle", Key="kept.txt")["Body"].read() == b"kept"
 
     # Idempotent: a second `up` while running starts nothing new.

@@ -15,6 +15,7 @@ from scoring_service.scorecard import Criterion, passes
 from scoring_service.scorer import ScoreFields, Scorer
 from scoring_service.sentiment import sentiment_metrics
 from scoring_service.settings import ScoringSettings
+from tests.scoring_service.conftest import TEST_TOKEN
 from tests.scoring_service.corpus import DURATIONS_S, Case, case
 
 TIMED = ("dead_air_total_s", "hold_total_s", "speech_total_s", "agent_talk_s", "customer_talk_s", "overtalk_total_s")
@@ -78,7 +79,7 @@ def expected_decision(criterion: Criterion, truth: Any) -> set[bool]:
 
 @pytest.fixture(scope="module")
 def scorer() -> Scorer:
-    return Scorer(ScoringSettings(asr_engine="none"))
+    return Scorer(ScoringSettings(asr_engine="none", token=TEST_TOKEN))  # module scope: before the autouse token
 
 
 @pytest.mark.slow

@@ -1,10 +1,11 @@
 """The real service (uvicorn in a subprocess on a free 127.0.0.1 port): typed errors, the service stays up, streaming uploads,
-determinism, batch, scorecard, health and Prometheus metrics."""
+determinism, batch, scorecard, health and Prometheus metrics. Every /v1 request carries the service's bearer token."""
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import struct
 import subprocess
@@ -24,6 +25,8 @@ from callgen import CallPlan, plan_call, render_call
 REPO = Path(__file__).resolve().parents[2]
 MAX_UPLOAD_MB = 64
 BOUNDARY = "ccas-test-boundary"
+TOKEN = secrets.token_urlsafe(24)  # this module's service only
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def _free_port() -> int:
@@ -36,7 +39,8 @@ def _free_port() -> int:
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = _free_port()
     log = tmp_path_factory.mktemp("svc") / "service.log"
-    env = {**os.environ, "CCAS_SCORING_MAX_UPLOAD_MB": str(MAX_UPLOAD_MB), "CCAS_SCORING_WORKERS": "2"}
+    env = {**os.environ, "CCAS_SCORING_MAX_UPLOAD_MB": str(MAX_UPLOAD_MB), "CCAS_SCORING_WORKERS": "2",
+           "CCAS_SCORING_TOKEN": TOKEN}
     cmd = [sys.executable, "-m", "ccas.cli", "scoring-service", "--port", str(port), "--log-level", "warning"]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -76,7 +80,7 @@ def stereo_plan() -> CallPlan:
 
 def _post(url: str, audio: bytes | None, **fields: str) -> httpx.Response:
     files = {"audio": ("call.wav", audio, "audio/wav")} if audio is not None else None
-    return httpx.post(f"{url}/v1/score", files=files, data=fields or None, timeout=120)
+    return httpx.post(f"{url}/v1/score", files=files, data=fields or None, headers=AUTH, timeout=120)
 
 
 def _multipart_stream(chunks: Iterator[bytes], **fields: str) -> Iterator[bytes]:
@@ -89,7 +93,7 @@ def _multipart_stream(chunks: Iterator[bytes], **fields: str) -> Iterator[bytes]
 
 
 def _post_stream(url: str, chunks: Iterator[bytes], **fields: str) -> httpx.Response:
-    headers = {"content-type": f"multipart/form-data; boundary={BOUNDARY}"}
+    headers = {**AUTH, "content-type": f"multipart/form-data; boundary={BOUNDARY}"}
     return httpx.post(f"{url}/v1/score", content=_multipart_stream(chunks, **fields), headers=headers, timeout=120)
 
 
@@ -102,7 +106,8 @@ def _error(response: httpx.Response, status: int, error: str) -> None:
 def test_health_and_scorecard(base_url: str) -> None:
     health = httpx.get(f"{base_url}/healthz").json()
     assert health == {"status": "ok", "model_version": "sc1.1.0+fx1.1.0", "asr": "none"}
-    card = httpx.get(f"{base_url}/v1/scorecard").json()
+    assert httpx.get(f"{base_url}/v1/scorecard").status_code == 401  # the real process checks the token too
+    card = httpx.get(f"{base_url}/v1/scorecard", headers=AUTH).json()
     assert card["model_version"] == health["model_version"] and len(card["model_version"]) <= 32
     ids = {c["id"] for c in card["scorecard"]["criteria"]}
     assert {"dead_air", "hold_time", "overtalk", "greeting", "prohibited_words", "customer_sentiment"} <= ids
@@ -174,14 +179,16 @@ def test_typed_errors_and_the_service_stays_up(service: tuple[str, subprocess.Po
     adpcm = bytearray(wav_bytes(np.zeros((800, 1), dtype=np.int16), 8000, "pcm16"))
     adpcm[20:22] = struct.pack("<H", 0x11)  # IMA ADPCM
     _error(_post(base_url, bytes(adpcm)), 415, "unsupported_codec")
-    _error(httpx.post(f"{base_url}/v1/score", content=good, headers={"content-type": "audio/wav"}), 415, "not_multipart")
-    only_fields = httpx.post(f"{base_url}/v1/score", files={"call_id": (None, "x")})  # multipart without the audio part
+    _error(httpx.post(f"{base_url}/v1/score", content=good, headers={**AUTH, "content-type": "audio/wav"}), 415,
+           "not_multipart")
+    only_fields = httpx.post(f"{base_url}/v1/score", files={"call_id": (None, "x")}, headers=AUTH)  # no audio part
     _error(only_fields, 400, "missing_audio")
     _error(_post(base_url, good, call_id="../../etc/passwd"), 400, "bad_call_id")
     _error(_post(base_url, good, channel_layout="left"), 400, "bad_channel_layout")
     _error(_post(base_url, good, channel_layout="agent_left"), 400, "channel_layout_mismatch")
     _error(_post(base_url, good, transcript="{not json"), 400, "bad_transcript")
-    broken = httpx.post(f"{base_url}/v1/score", content=b"--x\r\nnonsense", headers={"content-type": "multipart/form-data"})
+    broken = httpx.post(f"{base_url}/v1/score", content=b"--x\r\nnonsense",
+                        headers={**AUTH, "content-type": "multipart/form-data"})
     _error(broken, 400, "bad_request")  # multipart without a boundary
 
     rss_before = psutil.Process(proc.pid).memory_info().rss
@@ -224,7 +231,7 @@ def test_batch_scores_each_file_and_isolates_bad_ones(base_url: str, mono_call: 
         ("audio", ("c.wav", other, "audio/wav")),
     ]
     data = {"call_id": ["b-a", "b-b", "b-c"]}
-    response = httpx.post(f"{base_url}/v1/score/batch", files=files, data=data, timeout=120)
+    response = httpx.post(f"{base_url}/v1/score/batch", files=files, data=data, headers=AUTH, timeout=120)
     assert response.status_code == 200, response.text
     results = response.json()["results"]
     assert [r["index"] for r in results] == [0, 1, 2]
@@ -237,6 +244,6 @@ def test_batch_scores_each_file_and_isolates_bad_ones(base_url: str, mono_call: 
     assert single == batch_first
     long_call = list(iter_wav_bytes(np.zeros((8000 * 200, 1), dtype=np.int16), 8000, "ulaw"))
     too_long = httpx.post(
-        f"{base_url}/v1/score/batch", files=[("audio", ("l.wav", b"".join(long_call), "audio/wav"))], timeout=60
+        f"{base_url}/v1/score/batch", files=[("audio", ("l.wav", b"".join(long_call), "audio/wav"))], headers=AUTH, timeout=60
     )
     assert too_long.json()["results"][0]["error"]["error"] == "audio_too_long"  # batch is for short files

@@ -17,7 +17,7 @@ import requests
 from ccas import settings
 from ccas.apps import App, ccas_command, free_port, wait_http
 from ccas.kafka_admin import admin_client
-from ccas.stack import process
+from ccas.stack import process, tls
 from ccas.stack.prometheus import LagExporter, Prometheus
 from core.kafka import producer
 from tests.pipeline import e2e
@@ -59,10 +59,10 @@ def system(stack_env: dict[str, str]) -> Iterator[dict[str, Any]]:
                                               "--duration-max", "10", "--availability-delay", "0"),
                    logs / f"live-mock-{seed}.log").start()
         scoring = App("scoring-service", ccas_command("scoring-service", "--port", str(p.scoring_service)),
-                      logs / f"live-scoring-{seed}.log").start()
+                      logs / f"live-scoring-{seed}.log", env=tls.scoring_service_env()).start()  # HTTPS, as in the demo
         apps += [mock, scoring]
         wait_http(f"http://127.0.0.1:{mock_port}/_mock/health", 60, mock)
-        wait_http(f"http://127.0.0.1:{p.scoring_service}/healthz", 120, scoring)
+        wait_http(f"https://127.0.0.1:{p.scoring_service}/healthz", 120, scoring, str(tls.ca_file()))
         with e2e.scratch_database(stack_env["CCAS_DATABASE_URL"]) as url:
             raw_start = e2e.end_offsets(bootstrap, "calls.raw")
             e2e.commit_group(bootstrap, group, "calls.raw", raw_start)
@@ -72,7 +72,7 @@ def system(stack_env: dict[str, str]) -> Iterator[dict[str, Any]]:
                          logs / f"live-poller-{seed}.log",
                          env={"CCAS_AVAYA_URL": f"http://127.0.0.1:{mock_port}", "CCAS_DATABASE_URL": url}).start()
             apps.append(poller)
-            services = e2e.Services(f"http://127.0.0.1:{mock_port}", f"http://127.0.0.1:{p.scoring_service}")
+            services = e2e.Services(f"http://127.0.0.1:{mock_port}", f"https://127.0.0.1:{p.scoring_service}")
 
             def start_pipeline(name: str) -> App:
                 return e2e.start_pipeline(services, url, group, "python", f"live-{name}-{seed}.log",

@@ -64,3 +64,5 @@ def test_generated_scrape_config_passes_promtool(tmp_path: Path) -> None:
         "ccas-pipeline": ([f"127.0.0.1:{ports.pipeline_metrics}"], "while_running"),
         "ccas-scoring-service": ([f"127.0.0.1:{ports.scoring_service}"], "while_running"),
     }
+    scoring = next(job for job in config["scrape_configs"] if job["job_name"] == "ccas-scoring-service")
+    assert scoring["scheme"] == "https" and scoring["tls_config"]["ca_file"].endswith("/tls/ca.crt")

@@ -22,7 +22,7 @@ from pipeline.io.resilience import (
     classify,
     dependency_of,
 )
-from pipeline.io.scoring_client import ScoringRejected, ScoringTimeout, ScoringUnavailable
+from pipeline.io.scoring_client import ScoringAuthFailed, ScoringRejected, ScoringTimeout, ScoringUnavailable
 
 
 @pytest.fixture(autouse=True)
@@ -57,6 +57,11 @@ def _errors() -> list[tuple[str, Exception, str, str]]:
         ("scoring 500", ScoringUnavailable("HTTP 500", 500), PER_CALL, "scoring"),
         ("scoring 408", ScoringRejected("HTTP 408", 408), UNAVAILABLE, "scoring"),
         ("scoring 422", ScoringRejected("HTTP 422", 422), PERMANENT, "scoring"),
+        # The service refusing the pipeline's token: a configuration error of every call, held until the token is fixed.
+        ("scoring 401", ScoringAuthFailed("HTTP 401", 401), UNAVAILABLE, "scoring"),
+        ("scoring 403", ScoringAuthFailed("HTTP 403", 403), UNAVAILABLE, "scoring"),
+        ("scoring 401 as a rejection", ScoringRejected("HTTP 401", 401), UNAVAILABLE, "scoring"),
+        ("scoring 403 as a rejection", ScoringRejected("HTTP 403", 403), UNAVAILABLE, "scoring"),
         ("s3 down", botocore.exceptions.EndpointConnectionError(endpoint_url="http://s3"), UNAVAILABLE, "s3"),
         ("s3 read timeout", botocore.exceptions.ReadTimeoutError(endpoint_url="http://s3"), UNAVAILABLE, "s3"),
         ("s3 slow down", _client_error(503, "SlowDown"), UNAVAILABLE, "s3"),

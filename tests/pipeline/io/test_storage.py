@@ -16,7 +16,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def store(stack_env: dict[str, str]) -> AudioStore:
-    client = s3_client(stack_env["CCAS_S3_ENDPOINT"], stack_env["CCAS_S3_ACCESS_KEY"], stack_env["CCAS_S3_SECRET_KEY"])
+    client = s3_client(stack_env["CCAS_S3_ENDPOINT"], stack_env["CCAS_S3_ACCESS_KEY"], stack_env["CCAS_S3_SECRET_KEY"],
+                       ca_file=stack_env["CCAS_S3_CA_FILE"])
     return AudioStore(client, stack_env["CCAS_S3_BUCKET"], part_size=5 * 1024 * 1024)
 
 
