@@ -2,7 +2,9 @@
 
 Replication comes from settings: CCAS_KAFKA_REPLICATION_FACTOR and CCAS_KAFKA_MIN_INSYNC_REPLICAS (production 3 and 2, a
 single-broker stack 1 and 1). `min.insync.replicas` is part of every topic's config: with the producers' acks=all, a write is
-acknowledged only once that many replicas hold it.
+acknowledged only once that many replicas hold it. The dead-letter topics' retention comes from CCAS_DLQ_RETENTION_DAYS rather
+than topics.yaml: their records hold whole original payloads, customer numbers included, so how long they stay is a data
+protection decision of each deployment.
 """
 
 from __future__ import annotations
@@ -27,13 +29,20 @@ __all__ = ["TopicReplication", "admin_client", "bootstrap_topics", "main"]
 log = logging.getLogger(__name__)
 
 MIN_INSYNC_REPLICAS = "min.insync.replicas"
+RETENTION_MS = "retention.ms"
+MS_PER_DAY = 24 * 3600 * 1000
 
 
 class TopicReplication(CcasSettings):
+    """Every per-deployment topic setting `bootstrap_topics` applies (replication, and the DLQ retention beside it)."""
+
     kafka_replication_factor: int = Field(default=3, ge=1, description="replicas of each CCAS topic (production: 3 brokers, 3)")
     kafka_min_insync_replicas: int = Field(
         default=2, ge=1, description="min.insync.replicas of each topic: replicas that must hold a write before acks=all "
                                      "acknowledges it (production: 2)")
+    dlq_retention_days: int = Field(
+        default=30, ge=1, le=365, description="retention of the dead-letter topics (*.dlq), in days: they keep the original "
+                                              "payloads, customer numbers included; overrides schemas/topics.yaml")
 
     @model_validator(mode="after")
     def _writable(self) -> TopicReplication:
@@ -41,6 +50,13 @@ class TopicReplication(CcasSettings):
             raise ValueError(f"CCAS_KAFKA_MIN_INSYNC_REPLICAS ({self.kafka_min_insync_replicas}) exceeds "
                              f"CCAS_KAFKA_REPLICATION_FACTOR ({self.kafka_replication_factor}): every acks=all write would fail")
         return self
+
+    def retention_days(self, spec: schemas.TopicSpec) -> int:
+        return self.dlq_retention_days if spec.name in dead_letter_topics() else spec.retention_days
+
+
+def dead_letter_topics() -> frozenset[str]:
+    return frozenset(spec.dead_letter for spec in schemas.topics().values() if spec.dead_letter)
 
 
 class KafkaBootstrapSettings(KafkaSettings, TopicReplication):
@@ -57,8 +73,10 @@ def admin_client(bootstrap: str) -> KafkaAdminClient:
 
 
 def topic_config(spec: schemas.TopicSpec, replication: TopicReplication) -> dict[str, str]:
-    """The declared config plus min.insync.replicas (set on every alignment: a key left out would fall back to the broker's)."""
-    return {**spec.config, MIN_INSYNC_REPLICAS: str(replication.kafka_min_insync_replicas)}
+    """The declared config plus min.insync.replicas and the DLQ retention (set on every alignment: a key left out would fall
+    back to the broker's)."""
+    return {**spec.config, MIN_INSYNC_REPLICAS: str(replication.kafka_min_insync_replicas),
+            RETENTION_MS: str(replication.retention_days(spec) * MS_PER_DAY)}
 
 
 def _replica_counts(described: list[dict[str, Any]]) -> dict[str, int]:
@@ -96,7 +114,8 @@ def bootstrap_topics(admin: KafkaAdminClient, replication: TopicReplication | No
                                              "replication_factor": replication.kafka_replication_factor,
                                              "configs": topic_config(spec, replication)} for spec in missing})
         report += [f"{spec.name}: created ({spec.partitions} partitions, replication {replication.kafka_replication_factor}, "
-                   f"min ISR {replication.kafka_min_insync_replicas}, retention {spec.retention_days} d)" for spec in missing]
+                   f"min ISR {replication.kafka_min_insync_replicas}, retention {replication.retention_days(spec)} d)"
+                   for spec in missing]
     if present:
         grow = {spec.name: NewPartitions(spec.partitions) for spec in present if partitions[spec.name] < spec.partitions}
         if grow:

@@ -7,15 +7,19 @@ Nothing here reaches for the local stack: `ccas --local <command>` fills unset v
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 
-from core.config import CcasSettings, secret
+from ccas.ops.tokens import MIN_TOKEN_LENGTH, OpsToken, parse_tokens, with_single_token
+from core.config import CcasSettings, secret, server_tls
 from core.settings import DatabaseSettings, KafkaSettings
 
 DEFAULT_LAG_GROUPS = r"^ccas-.*"
-MIN_OPS_TOKEN_LENGTH = 16
+MIN_OPS_TOKEN_LENGTH = MIN_TOKEN_LENGTH
+# `ccas ops-api` settings with no flag: a command line shows in `ps` to every user of the machine.
+OPS_API_ENVIRONMENT_ONLY = ("ops_tokens", "ops_token")
 
 
 def _flag(name: str) -> dict[str, Any]:
@@ -23,18 +27,56 @@ def _flag(name: str) -> dict[str, Any]:
 
 
 class OpsSettings(KafkaSettings, DatabaseSettings):
-    ops_token: SecretStr = Field(json_schema_extra=_flag("--ops-token"),
-                                 description=f"bearer token every ops API request must carry (at least {MIN_OPS_TOKEN_LENGTH} "
-                                             "characters)")
+    ops_tokens: SecretStr | None = Field(
+        default=None,
+        description="the ops API's named bearer tokens, comma-separated name:role:token (role viewer: list and show masked "
+                    "dead letters; operator: also requeue; admin: also full payloads; names unique of A-Z a-z 0-9 . _ @ -, "
+                    f"tokens unique, at least {MIN_OPS_TOKEN_LENGTH} characters)")
+    ops_token: SecretStr | None = Field(
+        default=None,
+        description=f"single-token form: one bearer token (at least {MIN_OPS_TOKEN_LENGTH} characters), caller `ops` with role "
+                    "operator; set this or CCAS_OPS_TOKENS (or both)")
     ops_api_host: str = Field(default="127.0.0.1", json_schema_extra=_flag("--host"), description="address the ops API binds")
     ops_api_port: int = Field(default=8080, ge=1, le=65535, json_schema_extra=_flag("--port"), description="ops API port")
+    ops_api_tls_cert_file: Path | None = Field(
+        default=None, json_schema_extra=_flag("--tls-cert-file"),
+        description="PEM certificate (chain) the ops API serves HTTPS with, set together with CCAS_OPS_API_TLS_KEY_FILE "
+                    "(neither: plain HTTP)")
+    ops_api_tls_key_file: Path | None = Field(default=None, json_schema_extra=_flag("--tls-key-file"),
+                                              description="PEM private key of CCAS_OPS_API_TLS_CERT_FILE")
+    _tokens: list[OpsToken] = PrivateAttr(default_factory=list)
 
     @field_validator("ops_token")
     @classmethod
-    def _long_enough(cls, value: SecretStr) -> SecretStr:
-        if len(secret(value)) < MIN_OPS_TOKEN_LENGTH:
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(secret(value)) < MIN_OPS_TOKEN_LENGTH:
             raise ValueError(f"must be at least {MIN_OPS_TOKEN_LENGTH} characters")
         return value
+
+    @field_validator("ops_tokens")
+    @classmethod
+    def _well_formed(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_tokens(secret(value))  # ValueError: load() reports it under CCAS_OPS_TOKENS
+        return value
+
+    @model_validator(mode="after")
+    def _some_token(self) -> OpsSettings:
+        # The field validators ran already; a model-level error has no variable of its own, so the message names them.
+        if self.ops_tokens is None and self.ops_token is None:
+            raise ValueError("set CCAS_OPS_TOKENS (name:role:token,...) or CCAS_OPS_TOKEN (the single-token form)")
+        named = parse_tokens(secret(self.ops_tokens)) if self.ops_tokens is not None else []
+        self._tokens = with_single_token(named, secret(self.ops_token) or None)
+        self.uvicorn_tls()
+        return self
+
+    def uvicorn_tls(self) -> dict[str, str]:
+        return server_tls(self.ops_api_tls_cert_file, self.ops_api_tls_key_file, "CCAS_OPS_API_TLS_CERT_FILE",
+                          "CCAS_OPS_API_TLS_KEY_FILE")
+
+    def tokens(self) -> list[OpsToken]:
+        """Every token the API accepts: CCAS_OPS_TOKENS' plus CCAS_OPS_TOKEN as operator `ops` (ccas/ops/tokens.py)."""
+        return list(self._tokens)
 
 
 class LagExporterSettings(KafkaSettings):

@@ -128,7 +128,7 @@ def render(settings: StatusSettings) -> str:
               f"  Prometheus     {settings.prometheus_url} (alerts: /alerts, targets: /targets)",
               f"  Prism UI       {settings.prism_ui_url} (`ccas jobserver up`)",
               f"  Flink UI       http://127.0.0.1:{settings.flink_rest_port} (`ccas flink up`, or docker-compose.flink.yml)",
-              f"  Ops API        http://127.0.0.1:{settings.ops_api_port}/docs (`ccas ops-api`, bearer CCAS_OPS_TOKEN)",
+              f"  Ops API        http://127.0.0.1:{settings.ops_api_port}/docs (`ccas ops-api`, bearer token of CCAS_OPS_TOKENS)",
               "  Dead letters   ccas dlq list --hide-resolved (the ones whose call is not SCORED yet)"]
     return "\n".join(lines)
 

@@ -2,33 +2,23 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 import psycopg2.errors
 import pytest
 
 from ccas import db_admin
+from tests.pipeline import e2e
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def scratch_db(stack_env: dict[str, str]) -> Iterator[str]:
-    """A fresh database on the stack's server; dropped afterwards."""
-    name = f"ccas_test_{uuid.uuid4().hex[:10]}"
-    base = stack_env["CCAS_DATABASE_URL"]
-    admin = psycopg2.connect(base)
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    parts = urlsplit(base)
-    yield urlunsplit(parts._replace(path=f"/{name}"))
-    with admin.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
+    """A fresh, empty database on the stack's server; dropped afterwards."""
+    with e2e.scratch_database(stack_env["CCAS_DATABASE_URL"], migrate=False) as url:
+        yield url
 
 
 def _tables(url: str) -> set[str]:
@@ -41,7 +31,7 @@ def test_upgrade_constraints_and_downgrade(scratch_db: str) -> None:
     db_admin.upgrade(scratch_db)
     assert _tables(scratch_db) == {"alembic_version", "agent", "call", "audio_asset", "scoring_result",
                                    "ingestion_checkpoint", "ingested_recording", "dlq_requeue",
-                                   "in_progress_recording", "transcript"}
+                                   "in_progress_recording", "transcript", "audit_log"}
 
     connection = psycopg2.connect(scratch_db)
     connection.autocommit = True
