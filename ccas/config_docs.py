@@ -16,12 +16,14 @@ from avaya_source.mock.settings import AvayaMockSettings
 from avaya_source.settings import PollerSettings
 from ccas.db_admin import MigrationSettings
 from ccas.kafka_admin import KafkaBootstrapSettings
-from ccas.ops.settings import DlqSettings, LagExporterSettings, OpsSettings, StatusSettings
+from ccas.ops.settings import OPS_API_ENVIRONMENT_ONLY, DlqSettings, LagExporterSettings, OpsSettings, StatusSettings
 from ccas.s3_admin import SECRET_FIELDS as S3_BOOTSTRAP_SECRET_FIELDS
 from ccas.s3_admin import BucketBootstrapSettings
 from ccas.settings import REPO_ROOT
 from core.config import CcasSettings, describe
+from pipeline.options import ENVIRONMENT_ONLY as PIPELINE_ENVIRONMENT_ONLY
 from pipeline.settings import PipelineSettings
+from scoring_service.settings import ENVIRONMENT_ONLY as SCORING_ENVIRONMENT_ONLY
 from scoring_service.settings import ScoringSettings
 
 # Component name (as in `ccas <command>`) -> its settings model; the order is the order of .env.example and the README table.
@@ -59,7 +61,10 @@ COMMANDS = {
 # Beam's option parser wants underscores; every other command uses dashes.
 FLAG_STYLES = {"pipeline": "_"}
 # Settings a command deliberately takes from the environment only (keys on a command line would show in `ps`).
-ENVIRONMENT_ONLY: dict[str, tuple[str, ...]] = {"s3-bootstrap": tuple(S3_BOOTSTRAP_SECRET_FIELDS)}
+ENVIRONMENT_ONLY: dict[str, tuple[str, ...]] = {"s3-bootstrap": tuple(S3_BOOTSTRAP_SECRET_FIELDS),
+                                                "ops-api": OPS_API_ENVIRONMENT_ONLY,
+                                                "pipeline": PIPELINE_ENVIRONMENT_ONLY,
+                                                "scoring-service": SCORING_ENVIRONMENT_ONLY}
 
 # Variables no component model reads: docker-compose.flink.yml's own (secrets it hands to servers) and the local stack's.
 # (variable, meaning, default; '' = none)

@@ -13,13 +13,16 @@ import random
 import sys
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg2
 
 from avaya_source.mock.schedule import skill_languages
 from ccas import settings
-from ccas.apps import App, ccas_command, pipeline_command, wait_http
+from ccas.apps import App, ccas_command, pipeline_command, scoring_token, wait_http
+from ccas.security import log_scan
+from ccas.stack import tls
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +70,8 @@ def _prepare_stack() -> list[str]:
         bootstrap_topics(admin)
     finally:
         admin.close()
-    s3 = s3_client(os.environ["CCAS_S3_ENDPOINT"], os.environ["CCAS_S3_ACCESS_KEY"], os.environ["CCAS_S3_SECRET_KEY"])
+    s3 = s3_client(os.environ["CCAS_S3_ENDPOINT"], os.environ["CCAS_S3_ACCESS_KEY"], os.environ["CCAS_S3_SECRET_KEY"],
+                   ca_file=os.environ.get("CCAS_S3_CA_FILE"))
     for result in bootstrap_bucket(s3, os.environ["CCAS_S3_BUCKET"]):
         if result.outcome != "applied" and result.step != "bucket":
             print(f"demo: S3 {result.step}: {result.outcome}")
@@ -115,10 +119,10 @@ def _where_to_look(apps: dict[str, App]) -> None:
     print("  PostgreSQL  tables call, audio_asset, scoring_result, transcript, agent")
     print('              eval "$(.venv/bin/ccas env)"; psql "$CCAS_DATABASE_URL"')
     print(f"  S3          s3://{settings.S3_BUCKET_DEV}/raw/YYYY/MM/DD/<call_id>.wav and "
-          f"transcripts/YYYY/MM/DD/<call_id>_<asr_model>.json at http://127.0.0.1:{p.s3}")
+          f"transcripts/YYYY/MM/DD/<call_id>_<asr_model>.json at https://127.0.0.1:{p.s3}")
     print("  Kafka       calls.raw → calls.enriched → audio.ready → scoring.results; dead letters in *.dlq")
     print(f"  Metrics     pipeline http://127.0.0.1:{p.pipeline_metrics}/metrics, poller http://127.0.0.1:{p.poller_metrics}/metrics,"
-          f" scoring http://127.0.0.1:{p.scoring_service}/metrics")
+          f" scoring https://127.0.0.1:{p.scoring_service}/metrics")
     print(f"  Logs        {', '.join(str(app.log_file) for app in apps.values())}")
 
 
@@ -127,39 +131,46 @@ def run(args: argparse.Namespace) -> int:
     stack_started = _prepare_stack()
     p = settings.ports()
     logs = settings.stack_dir() / "demo"
+    for old in log_scan.log_files(logs):  # the logs are this run's: the leak check at the end reads them whole
+        old.unlink()
     seed = args.seed if args.seed is not None else random.randrange(1, 1_000_000)
+    # The service refuses every /v1 request without it, and the pipeline sends it: one token, the stack's.
+    token = {"CCAS_SCORING_TOKEN": scoring_token()}
     apps: dict[str, App] = {
         "avaya-mock": App("avaya-mock", ccas_command(
             "avaya-mock", "--port", str(p.avaya_mock), "--seed", str(seed), "--calls-per-minute", str(args.calls_per_minute),
             "--count", str(args.calls), "--duration-median", str(args.duration_median), "--duration-max",
             str(args.duration_max), "--duration-min", "8", "--availability-delay", "3"), logs / "avaya-mock.log"),
         "scoring-service": App("scoring-service", ccas_command("scoring-service", "--port", str(p.scoring_service),
-                                                               *_asr_args(args.asr)), logs / "scoring-service.log"),
+                                                               *_asr_args(args.asr)), logs / "scoring-service.log",
+                                  env={**token, **tls.scoring_service_env()}),  # HTTPS only
     }
     try:
         for app in apps.values():
             app.start()
         wait_http(f"http://127.0.0.1:{p.avaya_mock}/_mock/health", 60, apps["avaya-mock"])
-        wait_http(f"http://127.0.0.1:{p.scoring_service}/healthz", 120, apps["scoring-service"])
+        wait_http(f"https://127.0.0.1:{p.scoring_service}/healthz", 120, apps["scoring-service"], str(tls.ca_file()))
         apps["poller"] = App("poller", ccas_command("poller", "--interval", "10", "--settle", "5",
                                                     # Windows are on start time: look back past the longest call.
                                                     "--lookback", str(int(args.duration_max) + 60),
                                                     "--metrics-port", str(p.poller_metrics)), logs / "poller.log").start()
         pipeline = pipeline_command("--runner=DirectRunner", f"--kafka_io={args.kafka_io}",
                                     f"--metrics_port={p.pipeline_metrics}", f"--skill_languages={skill_languages()}")
-        apps["pipeline"] = App("pipeline", pipeline, logs / "pipeline.log").start()
+        apps["pipeline"] = App("pipeline", pipeline, logs / "pipeline.log", env=token).start()
         print(f"demo: mock recorder (seed {seed}, {args.calls_per_minute:g} calls/min), scoring service (ASR: {args.asr}), "
               f"poller and pipeline ({args.kafka_io} Kafka reader) running; waiting for {args.calls} scored calls …", flush=True)
         pipeline_started = time.monotonic()
         rows = _follow(apps, f"http://127.0.0.1:{p.avaya_mock}", args)
         _print_table(rows, time.monotonic() - pipeline_started)
         _where_to_look(apps)
+        outcome = 0 if len(rows) >= args.calls else 1
         if args.keep_running:
             print("\ndemo: --keep-running: everything stays up; stop with `ccas stack down` and by the pids above "
                   f"({', '.join(f'{name} {app.pid}' for name, app in apps.items())})")
             apps.clear()
             stack_started.clear()
-        return 0 if len(rows) >= args.calls else 1
+            return outcome
+        numbers = _customer_numbers(f"http://127.0.0.1:{p.avaya_mock}")
     finally:
         for name, app in reversed(list(apps.items())):
             print(f"demo: stopping {name}", flush=True)
@@ -168,6 +179,29 @@ def run(args: argparse.Namespace) -> int:
             from ccas.stack import cli as stack_cli
 
             stack_cli.down(stack_started)
+    return _check_logs(logs, numbers) or outcome
+
+
+def _customer_numbers(recorder_url: str) -> set[str]:
+    import requests
+
+    auth = (os.environ["CCAS_AVAYA_USER"], os.environ["CCAS_AVAYA_PASSWORD"])
+    answer = requests.get(f"{recorder_url}/_mock/calls", auth=auth, timeout=10)
+    answer.raise_for_status()
+    return {call["other_party"] for call in answer.json()}
+
+
+def _check_logs(folder: Path, numbers: set[str]) -> int:
+    """1 when a log of the run holds a customer number or a secret (the findings name the file and line, not the value)."""
+    files = log_scan.log_files(folder)
+    found = log_scan.scan(files, settings.load_secrets(), numbers)
+    for exposure in found[:20]:
+        print(f"demo: LEAK {exposure}", file=sys.stderr)
+    if found:
+        print(f"demo: {len(found)} line(s) of the run's logs hold a customer number or a secret", file=sys.stderr)
+        return 1
+    print(f"demo: logs checked ({len(files)} files): no customer number ({len(numbers)} known) and no secret in them")
+    return 0
 
 
 def _follow(apps: dict[str, App], recorder_url: str, args: argparse.Namespace) -> list[tuple]:

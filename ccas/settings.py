@@ -70,6 +70,7 @@ class Ports:
     prometheus: int
     ops_api: int
     lag_exporter: int
+    kafka_internal: int  # appended last: every earlier port keeps its offset
 
     @classmethod
     def from_base(cls, base: int) -> Ports:
@@ -85,6 +86,14 @@ def ports() -> Ports:
     return Ports.from_base(port_base())
 
 
+# One Kafka principal (SCRAM user) per component; ccas/kafka_acls.py says what each may do.
+KAFKA_COMPONENTS = ("poller", "pipeline", "ops", "lag-exporter", "admin")
+
+
+def kafka_password_variable(component: str) -> str:
+    return f"CCAS_KAFKA_PASSWORD_{component.upper().replace('-', '_')}"
+
+
 def secrets_file() -> Path:
     return stack_dir() / "secrets.env"
 
@@ -97,6 +106,10 @@ def _generate_secrets() -> dict[str, str]:
         "CCAS_DB_PASSWORD": secrets.token_urlsafe(24),
         "CCAS_AVAYA_PASSWORD": secrets.token_urlsafe(18),
         "CCAS_OPS_TOKEN": secrets.token_urlsafe(32),
+        "CCAS_SCORING_TOKEN": secrets.token_urlsafe(32),
+        "CCAS_PII_HMAC_KEY": secrets.token_urlsafe(32),
+        "CCAS_OPS_ADMIN_TOKEN": secrets.token_urlsafe(32),
+        **{kafka_password_variable(component): secrets.token_urlsafe(24) for component in KAFKA_COMPONENTS},
     }
 
 
@@ -134,17 +147,22 @@ def local_stack_env() -> dict[str, str]:
 
     p = ports()
     secret = load_secrets()
+    ca = str(stack_dir() / "tls" / "ca.crt")  # ccas.stack.tls makes it; every server of the stack has a certificate of it
     env = {
         "CCAS_KAFKA_BOOTSTRAP": f"127.0.0.1:{p.kafka}",
         # One broker: topics cannot have more replicas than that.
         "CCAS_KAFKA_REPLICATION_FACTOR": "1",
         "CCAS_KAFKA_MIN_INSYNC_REPLICAS": "1",
-        "CCAS_S3_ENDPOINT": f"http://127.0.0.1:{p.s3}",
+        # Every server of the stack speaks TLS with a certificate of the stack's own CA (ccas/stack/tls.py).
+        "CCAS_S3_ENDPOINT": f"https://127.0.0.1:{p.s3}",
+        "CCAS_S3_CA_FILE": ca,
         "CCAS_S3_BUCKET": S3_BUCKET_DEV,
         "CCAS_AVAYA_URL": f"http://127.0.0.1:{p.avaya_mock}",
         "CCAS_AVAYA_USER": "ccas",
         "CCAS_AVAYA_MOCK_PORT": str(p.avaya_mock),
-        "CCAS_SCORING_URL": f"http://127.0.0.1:{p.scoring_service}",
+        # The demo's scoring service serves HTTPS with the stack's certificate (ccas.stack.tls.scoring_service_env).
+        "CCAS_SCORING_URL": f"https://127.0.0.1:{p.scoring_service}",
+        "CCAS_SCORING_CA_FILE": ca,
         "CCAS_SCORING_PORT": str(p.scoring_service),
         "CCAS_POLLER_METRICS_PORT": str(p.poller_metrics),
         "CCAS_PIPELINE_METRICS_PORT": str(p.pipeline_metrics),
@@ -157,7 +175,16 @@ def local_stack_env() -> dict[str, str]:
         "CCAS_PRISM_LOCATION": str(cached_binary("prism")),
     }
     if secret:
-        env["CCAS_DATABASE_URL"] = f"postgresql://ccas:{secret['CCAS_DB_PASSWORD']}@127.0.0.1:{p.postgres}/ccas"
-        for key in ("CCAS_S3_ACCESS_KEY", "CCAS_S3_SECRET_KEY", "CCAS_AVAYA_PASSWORD", "CCAS_OPS_TOKEN"):
+        # TLS only, and the server's certificate checked against the stack's CA and the host name (ccas/stack/tls.py).
+        env["CCAS_DATABASE_URL"] = (f"postgresql://ccas:{secret['CCAS_DB_PASSWORD']}@127.0.0.1:{p.postgres}/ccas"
+                                    f"?sslmode=verify-full&sslrootcert={ca}")
+        for key in ("CCAS_S3_ACCESS_KEY", "CCAS_S3_SECRET_KEY", "CCAS_AVAYA_PASSWORD", "CCAS_OPS_TOKEN", "CCAS_SCORING_TOKEN",
+                    "CCAS_PII_HMAC_KEY"):
             env[key] = secret[key]
+        # The ops API's named tokens: the operator reuses CCAS_OPS_TOKEN's secret (so scripts holding it keep working, as
+        # `dev-operator`), the admin has its own (full payloads); a secrets file older than the admin token gets no admin.
+        ops_tokens = [f"dev-operator:operator:{secret['CCAS_OPS_TOKEN']}"]
+        if secret.get("CCAS_OPS_ADMIN_TOKEN"):
+            ops_tokens.append(f"dev-admin:admin:{secret['CCAS_OPS_ADMIN_TOKEN']}")
+        env["CCAS_OPS_TOKENS"] = ",".join(ops_tokens)
     return env

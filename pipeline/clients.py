@@ -54,8 +54,8 @@ class StageClients:
 
     def audio_store(self, max_pool: int) -> AudioStore:
         c = self.config
-        return AudioStore(s3_client(c.s3_endpoint, c.s3_access_key, c.s3_secret_key, region=c.s3_region, max_pool=max_pool),
-                          c.s3_bucket)
+        return AudioStore(s3_client(c.s3_endpoint, c.s3_access_key, c.s3_secret_key, region=c.s3_region, max_pool=max_pool,
+                                    ca_file=c.s3_ca_file), c.s3_bucket)
 
     def recorder(self) -> RecorderHttp:
         c = self.config
@@ -63,7 +63,8 @@ class StageClients:
         return RecorderHttp(c.avaya_url, Credentials(c.avaya_user, c.avaya_password), retries=0, read_timeout=60)
 
     def scoring(self, pool_size: int) -> ScoringClient:
-        return ScoringClient(self.config.scoring_url, pool_size=pool_size)
+        c = self.config
+        return ScoringClient(c.scoring_url, token=c.scoring_token, ca_file=c.scoring_ca_file or None, pool_size=pool_size)
 
     def offset_consumer(self) -> Any:
         return offset_consumer(self.config.kafka_bootstrap, self.config.consumer_group)

@@ -35,7 +35,7 @@ class CallEvent:
     """A schema-valid calls.raw value."""
 
     call_id: str
-    value: dict[str, Any]
+    value: dict[str, Any] = field(repr=False)  # it holds the customer's number: a repr may end up in a log line
     source: SourcePosition
 
     @property
@@ -45,18 +45,22 @@ class CallEvent:
 
 @dataclass(frozen=True)
 class EnrichedCall:
+    """A normalised call. It never holds the customer's number in clear: `customer_key` is its keyed hash (core.pii),
+    `customer_number_enc` its Fernet encryption when the job stores one, and `raw` the calls.raw value without it."""
+
     call_id: str
     started_at: str
     ended_at: str
     duration: float
     agent_id: str | None
     agent_name: str | None
-    other_party: str | None
+    customer_key: str | None
     skill: str | None
     service: str | None
     switch_call_id: str | None
     source: SourcePosition
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+    customer_number_enc: bytes | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -113,7 +117,7 @@ class DeadLetter:
     error: str
     stack: str
     retries: int
-    payload: Any
+    payload: Any = field(repr=False)  # a parse dead letter keeps the message as it came, customer's number included
     call_id: str | None
     source: SourcePosition | None
     failed_at: str

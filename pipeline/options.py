@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,6 +23,9 @@ from pipeline.settings import PipelineSettings
 KAFKA_IO_MODES = ("java", "python")
 # Settings whose flag is Beam's own (--prism_location, --job_endpoint, --flink_master): the variable fills the flag when absent.
 BEAM_OWNED_FLAGS = ("prism_location", "job_endpoint", "flink_master", "flink_job_server_jar")
+# Settings with no flag: a command line shows in `ps`, and Beam keeps its options in the job (the Flink and Prism UIs show them).
+# The value reaches the workers inside JobConfig, pickled with the DoFns.
+ENVIRONMENT_ONLY = ("scoring_token", "pii_hmac_key", "pii_encryption_key")
 
 
 class ConfigError(ConfigurationError):
@@ -33,7 +37,7 @@ class CcasOptions(PipelineOptions):
 
     @classmethod
     def _add_argparse_args(cls, parser: Any) -> None:
-        add_flags(parser, PipelineSettings, style="_", skip=BEAM_OWNED_FLAGS)
+        add_flags(parser, PipelineSettings, style="_", skip=(*BEAM_OWNED_FLAGS, *ENVIRONMENT_ONLY))
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,7 @@ class JobConfig:
     s3_region: str | None
     s3_access_key: str | None
     s3_secret_key: str | None
+    s3_ca_file: str | None
     avaya_url: str
     avaya_user: str
     avaya_password: str
@@ -68,6 +73,11 @@ class JobConfig:
     outage_budget_s: float = 900.0
     outage_backoff_cap_s: float = 30.0
     skill_languages: tuple[tuple[str, str], ...] = ()
+    scoring_token: str = ""
+    scoring_ca_file: str = ""
+    # The customer-number keys (core.pii): enrich hashes the number, and encrypts it too when the second is set.
+    pii_hmac_key: str = ""
+    pii_encryption_key: str | None = None
 
     def __repr__(self) -> str:  # secrets never reach a log line
         return f"JobConfig(kafka={self.kafka_bootstrap}, io={self.kafka_io}, bucket={self.s3_bucket}, scoring={self.scoring_url})"
@@ -100,6 +110,11 @@ def validate_options(options: PipelineOptions, settings: PipelineSettings | None
         problems.append("CCAS_S3_ACCESS_KEY and CCAS_S3_SECRET_KEY go together (or neither: the AWS credential chain)")
     if not s.avaya_password and not s.avaya_password_file:
         problems.append("--avaya_password / CCAS_AVAYA_PASSWORD (or CCAS_AVAYA_PASSWORD_FILE) is not set")
+    # Without it every call would be refused (401) and held until the outage budget is spent: refuse to start instead.
+    if not secret(s.scoring_token).strip():
+        problems.append("CCAS_SCORING_TOKEN (the scoring service's bearer token) is not set")
+    if s.scoring_ca_file and not Path(s.scoring_ca_file).is_file():
+        problems.append(f"--scoring_ca_file / CCAS_SCORING_CA_FILE: {s.scoring_ca_file} is not a file")
     try:
         skill_languages = parse_skill_languages(s.skill_languages)
     except ValueError as error:
@@ -115,12 +130,15 @@ def validate_options(options: PipelineOptions, settings: PipelineSettings | None
         consumer_group=s.consumer_group, input_topic=s.input_topic, database_url=secret(s.database_url),
         s3_endpoint=s.s3_endpoint or None, s3_bucket=s.s3_bucket, s3_region=s.s3_region or None,
         s3_access_key=secret(s.s3_access_key) or None, s3_secret_key=secret(s.s3_secret_key) or None,
+        s3_ca_file=s.s3_ca_file or None,
         avaya_url=s.avaya_url, avaya_user=s.avaya_user, avaya_password=password, scoring_url=s.scoring_url,
         download_concurrency=s.download_concurrency, scoring_concurrency=s.scoring_concurrency,
         download_attempts=s.download_attempts, download_backoff_s=s.download_backoff_s, scoring_attempts=s.scoring_attempts,
         scoring_backoff_s=s.scoring_backoff_s, dedup_ttl_s=s.dedup_ttl_s, outage_budget_s=s.outage_budget_s,
         outage_backoff_cap_s=s.outage_backoff_cap_s, metrics_host=s.pipeline_metrics_host,
         metrics_port=s.pipeline_metrics_port, prism_location=s.prism_location, skill_languages=skill_languages,
+        scoring_token=secret(s.scoring_token), scoring_ca_file=s.scoring_ca_file, pii_hmac_key=secret(s.pii_hmac_key),
+        pii_encryption_key=(secret(s.pii_encryption_key) or None) if s.pii_store_encrypted_number else None,
     )
 
 

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from cryptography.fernet import Fernet
+from pydantic import Field, SecretStr, field_validator, model_validator
 
+from core.config import secret
 from core.settings import DatabaseSettings, KafkaSettings, RecorderSettings, S3Settings
+
+# core.pii.customer_key refuses shorter keys; the settings refuse them first, naming the variable.
+MIN_PII_HMAC_KEY_BYTES = 16
 
 
 class PipelineSettings(KafkaSettings, DatabaseSettings, S3Settings, RecorderSettings):
@@ -20,6 +25,21 @@ class PipelineSettings(KafkaSettings, DatabaseSettings, S3Settings, RecorderSett
     consumer_group: str = Field(default="ccas-pipeline", description="consumer group the job resumes from and commits to")
     input_topic: str = Field(default="calls.raw", description="topic of finished recordings")
     scoring_url: str = Field(description="scoring service base URL")
+    scoring_token: SecretStr | None = Field(
+        default=None, description="bearer token of the scoring API (at least 16 characters): the scoring service requires it "
+                                  "on every /v1 request, the pipeline sends it")
+    scoring_ca_file: str = Field(default="", description="PEM CA bundle that verifies an https scoring URL (empty: the system "
+                                                         "trust store); the path must exist where the workers run")
+    pii_hmac_key: SecretStr = Field(
+        description=f"key of the customer-number hash (HMAC-SHA256, at least {MIN_PII_HMAC_KEY_BYTES} bytes) stored in "
+                    "call.customer_key and published on calls.enriched instead of the number; changing it changes every "
+                    "customer's key")
+    pii_store_encrypted_number: bool = Field(
+        default=False, description="also store the customer's number in call.customer_number_enc, encrypted with "
+                                   "CCAS_PII_ENCRYPTION_KEY (false: only the hash is stored)")
+    pii_encryption_key: SecretStr | None = Field(
+        default=None, description="Fernet key (cryptography.fernet: 32 url-safe base64-encoded bytes) of "
+                                  "call.customer_number_enc; required when CCAS_PII_STORE_ENCRYPTED_NUMBER is true")
     download_concurrency: int = Field(default=32, ge=1, description="concurrent replay downloads per worker process")
     scoring_concurrency: int = Field(default=8, ge=1, description="concurrent scoring requests per worker process")
     download_attempts: int = Field(default=5, ge=1, description="replay attempts before audio.ready.dlq (backoff 1, 2, 4, 8 s)")
@@ -71,3 +91,30 @@ class PipelineSettings(KafkaSettings, DatabaseSettings, S3Settings, RecorderSett
     fencing_connect_timeout_s: float = Field(default=120.0, ge=0,
                                              description="how long PostgreSQL may stay unreachable at start (taking the "
                                                          "consumer-group lock) before the pipeline gives up with exit code 1")
+
+    @field_validator("pii_hmac_key")
+    @classmethod
+    def _hmac_key_long_enough(cls, value: SecretStr) -> SecretStr:
+        # A short key makes the hash of a phone number (a small space) cheap to invert by brute force.
+        if len(secret(value).encode()) < MIN_PII_HMAC_KEY_BYTES:
+            raise ValueError(f"must be at least {MIN_PII_HMAC_KEY_BYTES} bytes")
+        return value
+
+    @field_validator("pii_encryption_key")
+    @classmethod
+    def _fernet_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                Fernet(secret(value).encode())
+            except ValueError:  # the message names the variable, never the value
+                raise ValueError("is not a Fernet key (32 url-safe base64-encoded bytes: "
+                                 "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
+                                 ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _encryption_key_when_storing(self) -> PipelineSettings:
+        # A model-level error has no variable of its own: the message names both.
+        if self.pii_store_encrypted_number and self.pii_encryption_key is None:
+            raise ValueError("CCAS_PII_STORE_ENCRYPTED_NUMBER is true but CCAS_PII_ENCRYPTION_KEY is not set")
+        return self

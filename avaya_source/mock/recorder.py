@@ -268,6 +268,7 @@ class MockRecorder:
                 "available_at": (s.ended_at + delay).isoformat(),
                 "duration": s.duration_s,
                 "corrupt": is_corrupt(s.inum, self.rendering),
+                "other_party": s.other_party,  # the customer's number: tests check it never reaches a log or a table
             }
             for s in self.schedule.all_until(until)
         ]

@@ -25,12 +25,14 @@ INSERT INTO agent (agent_id, full_name) VALUES %s
 ON CONFLICT (agent_id) DO UPDATE SET full_name = COALESCE(EXCLUDED.full_name, agent.full_name), updated_at = now()
 """
 _UPSERT_CALLS = """
-INSERT INTO call (call_id, started_at, ended_at, duration_seconds, agent_id, customer_id, skill, service, switch_call_id, status)
+INSERT INTO call (call_id, started_at, ended_at, duration_seconds, agent_id, customer_key, customer_number_enc, skill, service,
+                  switch_call_id, status)
 VALUES %s
 ON CONFLICT (call_id) DO UPDATE SET
   started_at = EXCLUDED.started_at, ended_at = EXCLUDED.ended_at, duration_seconds = EXCLUDED.duration_seconds,
-  agent_id = EXCLUDED.agent_id, customer_id = EXCLUDED.customer_id, skill = EXCLUDED.skill, service = EXCLUDED.service,
-  switch_call_id = EXCLUDED.switch_call_id,
+  agent_id = EXCLUDED.agent_id, customer_key = EXCLUDED.customer_key,
+  customer_number_enc = COALESCE(EXCLUDED.customer_number_enc, call.customer_number_enc),
+  skill = EXCLUDED.skill, service = EXCLUDED.service, switch_call_id = EXCLUDED.switch_call_id,
   status = CASE WHEN call.status = 'ERROR' THEN 'PENDING_DOWNLOAD' ELSE call.status END,
   error_reason = CASE WHEN call.status = 'ERROR' THEN NULL ELSE call.error_reason END,
   updated_at = now()
@@ -105,7 +107,9 @@ class Database:
         # One row per key: ON CONFLICT cannot touch the same row twice in one statement.
         calls = list({c.call_id: c for c in calls}.values())
         agents = {c.agent_id: (c.agent_id, c.agent_name) for c in calls if c.agent_id}
-        rows = [(c.call_id, c.started_at, c.ended_at, c.duration, c.agent_id, (c.other_party or "")[:32] or None, c.skill,
+        # The customer as enrich left it: the keyed hash, and the encrypted number when the job stores one. A requeued call
+        # comes back with its key but without the number (pipeline/transforms/enrich.py), so its stored copy is kept.
+        rows = [(c.call_id, c.started_at, c.ended_at, c.duration, c.agent_id, c.customer_key, c.customer_number_enc, c.skill,
                  c.service, c.switch_call_id, "PENDING_DOWNLOAD") for c in calls]
 
         def work(cursor: Any) -> dict[str, str]:

@@ -1,23 +1,34 @@
-"""EnrichCall: normalise a call's metadata, upsert `agent` and `call` (PENDING_DOWNLOAD), publish calls.enriched."""
+"""EnrichCall: normalise a call's metadata, upsert `agent` and `call` (PENDING_DOWNLOAD), publish calls.enriched.
+
+The customer's number stops here: enrich replaces it with its keyed hash (core.pii.customer_key), and with its Fernet
+encryption too when the job stores one. Nothing this stage emits or writes holds the number in clear; only calls.raw does.
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
+from cryptography.fernet import Fernet
 
+from core.pii import KEY_PREFIX, PII_FIELDS, customer_key
 from pipeline import metrics as prom
 from pipeline.clients import StageClients
 from pipeline.io.resilience import KAFKA, POSTGRES
 from pipeline.model import CallEvent, DeadLetter, EnrichedCall, iso, parse_iso, utcnow
 from pipeline.options import JobConfig
+from pipeline.settings import MIN_PII_HMAC_KEY_BYTES
 from pipeline.transforms._bundles import BatchingDoFn, Held
 from schemas.contracts import DEAD_LETTER_TAG
 
 ALREADY_SCORED = "already_scored"
-METADATA_VERSION = 1
+# 2: calls.enriched carries customer_key (the number's keyed hash) where version 1 carried other_party (the number).
+METADATA_VERSION = 2
+# A key the pipeline put into a value it carries on (see without_number); a requeued dead letter brings it back.
+_CARRIED_KEY = re.compile(rf"^{re.escape(KEY_PREFIX)}[0-9a-f]{{32}}$")
 
 # Avaya's agents field: "1234 (agent1234.247)", "1234", or several "1234 (a), 5678 (b)" after a transfer (the first handled it).
 _AGENT = re.compile(r"^\s*([0-9A-Za-z_.-]{1,16})\s*(?:\(([^()]{0,128})\))?")
@@ -44,8 +55,48 @@ def _clean(text: str | None, limit: int) -> str | None:
     return value[:limit] or None
 
 
-def enrich(event: CallEvent) -> EnrichedCall:
-    """Normalise one calls.raw value: UTC times, agent id/name, other party, skill, service."""
+@dataclass(frozen=True)
+class CustomerNumbers:
+    """How enrich protects a customer's number: always hashed under `hmac_key`, also encrypted when there is a `cipher`."""
+
+    hmac_key: bytes
+    cipher: Fernet | None = None
+
+    @classmethod
+    def of(cls, config: JobConfig) -> CustomerNumbers:
+        key = config.pii_hmac_key.encode()
+        if len(key) < MIN_PII_HMAC_KEY_BYTES:  # checked here too: a short key must stop the job, not dead-letter each call
+            raise ValueError(f"CCAS_PII_HMAC_KEY must be at least {MIN_PII_HMAC_KEY_BYTES} bytes")
+        cipher = Fernet(config.pii_encryption_key.encode()) if config.pii_encryption_key else None
+        return cls(key, cipher)
+
+    def key_of(self, value: dict[str, Any]) -> str | None:
+        """The customer_key of a calls.raw value: its number's, else the one a requeued value carries, else None."""
+        return customer_key(first_party(value.get("other_parties")), self.hmac_key) or _carried_key(value)
+
+    def protect(self, value: dict[str, Any]) -> tuple[str | None, bytes | None]:
+        """(customer_key, the number encrypted or None) of a calls.raw value."""
+        number = first_party(value.get("other_parties"))
+        hashed = customer_key(number, self.hmac_key)
+        if hashed is None or number is None:
+            return _carried_key(value), None
+        return hashed, (self.cipher.encrypt(number.encode()) if self.cipher else None)
+
+
+def _carried_key(value: dict[str, Any]) -> str | None:
+    carried = value.get("customer_key")
+    return carried if isinstance(carried, str) and _CARRIED_KEY.fullmatch(carried) else None
+
+
+def without_number(value: dict[str, Any], key: str | None) -> dict[str, Any]:
+    """The calls.raw value as it travels past enrich (in download and score dead letters, which a requeue republishes to
+    calls.raw): every number field emptied and the customer_key added, so a requeued call keeps its key without the number."""
+    kept = {name: (None if name.lower() in PII_FIELDS else item) for name, item in value.items()}
+    return {**kept, "customer_key": key}
+
+
+def enrich(event: CallEvent, numbers: CustomerNumbers) -> EnrichedCall:
+    """Normalise one calls.raw value: UTC times, agent id/name, customer key, skill, service."""
     value = event.value
     agent_id, agent_name = split_agent(value.get("raw_agent"))
     started = parse_iso(value["started_at"])
@@ -53,18 +104,20 @@ def enrich(event: CallEvent) -> EnrichedCall:
     if ended < started:
         # The schema cannot say it; the database would refuse the row and fail the whole bundle.
         raise ValueError(f"ended_at {value['ended_at']} is before started_at {value['started_at']}")
+    key, encrypted = numbers.protect(value)
     return EnrichedCall(
         call_id=event.call_id, started_at=iso(started), ended_at=iso(ended), duration=float(value["duration"]),
-        agent_id=agent_id, agent_name=agent_name, other_party=first_party(value.get("other_parties")),
+        agent_id=agent_id, agent_name=agent_name, customer_key=key,
         skill=_clean(value.get("skill"), 64), service=_clean(value.get("service"), 128),
-        switch_call_id=_clean(value.get("switch_call_id"), 64), source=event.source, raw=value,
+        switch_call_id=_clean(value.get("switch_call_id"), 64), source=event.source, raw=without_number(value, key),
+        customer_number_enc=encrypted,
     )
 
 
 def enriched_event(call: EnrichedCall) -> dict[str, Any]:
     return {
         "call_id": call.call_id, "started_at": call.started_at, "ended_at": call.ended_at, "duration": call.duration,
-        "agent_id": call.agent_id, "agent_name": call.agent_name, "other_party": call.other_party, "skill": call.skill,
+        "agent_id": call.agent_id, "agent_name": call.agent_name, "customer_key": call.customer_key, "skill": call.skill,
         "service": call.service, "switch_call_id": call.switch_call_id, "metadata_version": METADATA_VERSION,
     }
 
@@ -83,6 +136,7 @@ class _EnrichFn(BatchingDoFn):
     def setup(self) -> None:
         super().setup()
         prom.ensure_metrics_server(self.config.metrics_host, self.config.metrics_port)
+        self.numbers = CustomerNumbers.of(self.config)
         self.db = self.clients.database()
         self.publisher = self.clients.publisher("ccas-pipeline-enrich")
 
@@ -92,9 +146,11 @@ class _EnrichFn(BatchingDoFn):
         for item in held:
             event: CallEvent = item.element
             try:
-                ready.append((enrich(event), item))
+                ready.append((enrich(event, self.numbers), item))
             except (KeyError, ValueError, TypeError) as error:
-                letter = DeadLetter.of("enrich", error, retries=0, payload=event.value, call_id=event.call_id,
+                # The refused value is kept for a requeue, but as it travels past enrich: without the number.
+                payload = without_number(event.value, self.numbers.key_of(event.value))
+                letter = DeadLetter.of("enrich", error, retries=0, payload=payload, call_id=event.call_id,
                                        source=event.source)
                 out.append((DEAD_LETTER_TAG, letter, item))
         if not ready:

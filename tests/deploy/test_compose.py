@@ -20,6 +20,8 @@ def env_file(tmp_path):
     path = tmp_path / "compose.env"
     path.write_text("CCAS_DB_PASSWORD=x\nCCAS_S3_SSE_KEK_PASSPHRASE=y\nCCAS_S3_ACCESS_KEY=a\nCCAS_S3_SECRET_KEY=s\n"
                     "CCAS_AVAYA_URL=https://acr.example\nCCAS_AVAYA_USER=u\nCCAS_AVAYA_PASSWORD=p\n"
+                    "CCAS_SCORING_TOKEN=compose-test-scoring-token\n"
+                    "CCAS_PII_HMAC_KEY=compose-test-pii-hmac-key\n"
                     f"CCAS_S3_IDENTITIES_FILE={REPO_ROOT / 'ops' / 's3-identities.example.json'}\n")
     return path
 
@@ -123,6 +125,35 @@ def test_missing_secret_is_refused(tmp_path) -> None:
     result = _config(empty, extra_env={"PATH": "/usr/bin:/bin"})
     assert result.returncode != 0
     assert "CCAS_DB_PASSWORD" in result.stderr
+
+
+def test_the_scoring_token_reaches_the_service_and_the_submitter_only(env_file, tmp_path) -> None:
+    services = yaml.safe_load(_config(env_file).stdout)["services"]
+    for name in ("scoring-service", "job-submitter"):
+        assert services[name]["environment"]["CCAS_SCORING_TOKEN"] == "compose-test-scoring-token", name
+    # The worker pool gets the job's settings from the submitter; nothing else calls the scoring API.
+    assert {name for name, service in services.items()
+            if "CCAS_SCORING_TOKEN" in (service.get("environment") or {})} == {"scoring-service", "job-submitter"}
+    without = tmp_path / "without-token.env"
+    without.write_text("".join(line + "\n" for line in env_file.read_text().splitlines()
+                               if not line.startswith("CCAS_SCORING_TOKEN=")))
+    result = _config(without, extra_env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode != 0 and "set CCAS_SCORING_TOKEN" in result.stderr
+
+
+def test_the_pii_hmac_key_reaches_the_job_submitter_only(env_file, tmp_path) -> None:
+    services = yaml.safe_load(_config(env_file).stdout)["services"]
+    submitter = services["job-submitter"]["environment"]
+    assert submitter["CCAS_PII_HMAC_KEY"] == "compose-test-pii-hmac-key"
+    assert submitter["CCAS_PII_STORE_ENCRYPTED_NUMBER"] == "false", "no encrypted copy of the number unless asked"
+    # The workers get it inside the job; no other service handles customer numbers past calls.raw.
+    assert {name for name, service in services.items()
+            if "CCAS_PII_HMAC_KEY" in (service.get("environment") or {})} == {"job-submitter"}
+    without = tmp_path / "without-pii-key.env"
+    without.write_text("".join(line + "\n" for line in env_file.read_text().splitlines()
+                               if not line.startswith("CCAS_PII_HMAC_KEY=")))
+    result = _config(without, extra_env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode != 0 and "set CCAS_PII_HMAC_KEY" in result.stderr
 
 
 def test_broken_file_is_rejected_by_the_validator(tmp_path, env_file) -> None:

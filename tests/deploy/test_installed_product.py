@@ -124,8 +124,9 @@ def test_installed_product_scores_calls_end_to_end(installed: Path, workdir: Pat
                                         "--multi-inum-ratio", "0"],
                          machine_env(PATH=f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin", **recorder),
                          cwd=REPO_ROOT)
+            scoring_token = uuid.uuid4().hex  # the service requires it, the pipeline sends it
             scoring = start("scoring-service", [str(installed / "ccas"), "scoring-service", "--port", str(scoring_port)],
-                            {**ccas_env, "CCAS_SCORING_ASR_ENGINE": "none"})
+                            {**ccas_env, "CCAS_SCORING_ASR_ENGINE": "none", "CCAS_SCORING_TOKEN": scoring_token})
             ops_token = uuid.uuid4().hex
             ops_api = start("ops-api", [str(installed / "ccas"), "ops-api", "--port", str(ops_port)],
                             {**ccas_env, "CCAS_OPS_TOKEN": ops_token, "CCAS_DATABASE_URL": database_url,
@@ -158,7 +159,9 @@ def test_installed_product_scores_calls_end_to_end(installed: Path, workdir: Pat
                 **ccas_env, **recorder, "CCAS_KAFKA_BOOTSTRAP": bootstrap, "CCAS_DATABASE_URL": database_url,
                 "CCAS_S3_ENDPOINT": stack_env["CCAS_S3_ENDPOINT"], "CCAS_S3_BUCKET": stack_env["CCAS_S3_BUCKET"],
                 "CCAS_S3_ACCESS_KEY": stack_env["CCAS_S3_ACCESS_KEY"], "CCAS_S3_SECRET_KEY": stack_env["CCAS_S3_SECRET_KEY"],
-                "CCAS_SCORING_URL": scoring_url, "CCAS_CONSUMER_GROUP": group, "CCAS_INPUT_TOPIC": INPUT_TOPIC,
+                "CCAS_S3_CA_FILE": stack_env["CCAS_S3_CA_FILE"], "CCAS_SCORING_URL": scoring_url,
+                "CCAS_SCORING_TOKEN": scoring_token, "CCAS_CONSUMER_GROUP": group,
+                "CCAS_INPUT_TOPIC": INPUT_TOPIC, "CCAS_PII_HMAC_KEY": uuid.uuid4().hex,  # 32 bytes: the hash's key
                 "CCAS_PIPELINE_METRICS_HOST": "127.0.0.1", "CCAS_PIPELINE_METRICS_PORT": str(metrics_port),
                 "CCAS_DOWNLOAD_BACKOFF_S": "1", "CCAS_SCORING_BACKOFF_S": "0.5",
             }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -26,12 +27,15 @@ from kafka.structs import OffsetAndMetadata
 
 from avaya_source.mock.schedule import skill_languages
 from ccas import db_admin, settings
-from ccas.apps import App, ccas_command, free_port, pipeline_command, wait_http
+from ccas.apps import App, ccas_command, free_port, pipeline_command, scoring_token, wait_http
+from ccas.security import log_scan
+from ccas.stack import tls
 from core.kafka import producer
 from core.s3 import s3_client
 
 LOG_DIR = settings.stack_dir() / "test-e2e"
 FLAKY_FAILURES = 2  # replays that fail before succeeding, for the flaky calls of publish_scenario
+CUSTOMER_KEY = re.compile(r"hk1:[0-9a-f]{32}")  # core.pii.customer_key
 OUTPUT_TOPICS = ("calls.enriched", "audio.ready", "scoring.results", "calls.raw.dlq", "audio.ready.dlq", "scoring.results.dlq")
 
 
@@ -50,7 +54,8 @@ def wait_until(condition: Callable[[], Any], timeout_s: float, what: str, apps: 
 
 
 @contextmanager
-def scratch_database(base_url: str) -> Iterator[str]:
+def scratch_database(base_url: str, migrate: bool = True) -> Iterator[str]:
+    """A new database on the server of `base_url`, at the schema's head (or empty), dropped afterwards."""
     name = f"ccas_e2e_{uuid.uuid4().hex[:10]}"
 
     def admin(statement: str) -> None:
@@ -66,7 +71,8 @@ def scratch_database(base_url: str) -> Iterator[str]:
     admin(f'CREATE DATABASE "{name}"')
     url = urlunsplit(urlsplit(base_url)._replace(path=f"/{name}"))
     try:
-        db_admin.upgrade(url)
+        if migrate:
+            db_admin.upgrade(url)
         yield url
     finally:
         admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -137,6 +143,13 @@ class Services:
     recorder_url: str
     scoring_url: str
     apps: list[App] = field(default_factory=list)
+    # What the scoring service requires and every pipeline of the module sends (CCAS_SCORING_TOKEN).
+    scoring_token: str = field(default_factory=scoring_token)
+
+    @property
+    def scoring_env(self) -> dict[str, str]:
+        """What a pipeline needs to reach the service: its token, and the CA its HTTPS certificate is checked against."""
+        return {"CCAS_SCORING_TOKEN": self.scoring_token, "CCAS_SCORING_CA_FILE": str(tls.ca_file())}
 
     def configure_recorder(self, values: dict[str, Any]) -> dict[str, Any]:
         env = settings.local_stack_env()
@@ -172,12 +185,13 @@ def start_services(seed: int, count: int, extra_mock_args: list[str] = (), calls
         "--calls-per-minute", str(calls_per_minute),
         "--count", str(count), "--duration-median", "9", "--duration-min", "4", "--duration-max", "20",
         "--availability-delay", "0", "--multi-inum-ratio", "0.15", *extra_mock_args), LOG_DIR / f"mock-{seed}.log").start()
+    token = scoring_token()
     scoring = App("scoring-service", ccas_command("scoring-service", "--port", str(scoring_port), *asr_args),
-                  LOG_DIR / f"scoring-{seed}.log").start()
-    services = Services(f"http://127.0.0.1:{mock_port}", f"http://127.0.0.1:{scoring_port}", [mock, scoring])
+                  LOG_DIR / f"scoring-{seed}.log", env={"CCAS_SCORING_TOKEN": token, **tls.scoring_service_env()}).start()
+    services = Services(f"http://127.0.0.1:{mock_port}", f"https://127.0.0.1:{scoring_port}", [mock, scoring], token)
     try:
         wait_http(f"{services.recorder_url}/_mock/health", 60, mock)
-        wait_http(f"{services.scoring_url}/healthz", 120, scoring)
+        wait_http(f"{services.scoring_url}/healthz", 120, scoring, str(tls.ca_file()))
     except BaseException:
         services.stop()
         raise
@@ -197,9 +211,16 @@ def poll_once(services: Services, database_url: str, window_start: datetime, win
 def start_pipeline(services: Services, database_url: str, group: str, kafka_io: str, log_name: str,
                    extra: list[str] = (), runner: list[str] = ("--runner=DirectRunner",)) -> App:
     return App(f"pipeline-{kafka_io}", pipeline_command(
-        *runner, f"--kafka_io={kafka_io}", f"--consumer_group={group}", f"--database_url={database_url}",
+        *runner, f"--kafka_io={kafka_io}", f"--consumer_group={group}",
         f"--avaya_url={services.recorder_url}", f"--scoring_url={services.scoring_url}", f"--metrics_port={free_port()}",
-        "--download_backoff_s=1", "--scoring_backoff_s=0.5", *extra), LOG_DIR / log_name).start()
+        "--download_backoff_s=1", "--scoring_backoff_s=0.5", *extra), LOG_DIR / log_name,
+        env={**services.scoring_env, "CCAS_DATABASE_URL": database_url}).start()  # the URL holds a password: not in argv
+
+
+def stack_logs() -> list[Path]:
+    """Every log the stack and the tests' processes write (Kafka's segment files, also named *.log, are data, not logs)."""
+    data = settings.stack_dir() / "kafka" / "data"
+    return [path for path in log_scan.log_files(settings.stack_dir()) if not path.is_relative_to(data)]
 
 
 def log_path(name: str) -> Path:
@@ -244,7 +265,8 @@ def publish_scenario(stack_env: dict[str, str], calls: int, asr: bool = False) -
             data_end[partition] = max(data_end[partition], offset + 1)
         yield {"services": services, "data_end": data_end, "inums": inums, "flaky": flaky, "dead": dead, "corrupt": corrupt,
                "invalid": invalid["call_id"], "start": start, "end": end_offsets(bootstrap, "calls.raw"),
-               "bootstrap": bootstrap, "env": stack_env, "asr": asr}
+               "bootstrap": bootstrap, "env": stack_env, "asr": asr,
+               "customer_numbers": {call["other_party"] for call in planned}}
     finally:
         services.stop()
 
@@ -310,6 +332,18 @@ def dead_letters(outputs: dict) -> list[tuple]:
                   for topic in ("calls.raw.dlq", "audio.ready.dlq", "scoring.results.dlq") for v in outputs[topic])
 
 
+def check_customer_keys(database_url: str, outputs: dict) -> None:
+    """Past enrich the customer is its keyed hash (every mock call has a number): in the call rows, on calls.enriched, and in
+    the download and score dead letters, whose payload is the calls.raw value with its number emptied."""
+    def is_key(value: object) -> bool:
+        return isinstance(value, str) and CUSTOMER_KEY.fullmatch(value) is not None
+
+    assert all(is_key(key) for _, key in query(database_url, "SELECT call_id, customer_key FROM call"))
+    assert all(is_key(v["customer_key"]) and "other_party" not in v for v in outputs["calls.enriched"])
+    for topic in ("audio.ready.dlq", "scoring.results.dlq"):
+        assert all(v["payload"]["other_parties"] is None and is_key(v["payload"]["customer_key"]) for v in outputs[topic])
+
+
 def check_final_state(scenario: dict, database_url: str, result: dict, *, exactly_once_outputs: bool = True) -> None:
     """Rows, S3 objects and dead letters as expected. After a crash, Kafka outputs may repeat a message (at-least-once);
     with exactly_once_outputs=False they are compared as sets. Database rows are always exactly once."""
@@ -324,7 +358,7 @@ def check_final_state(scenario: dict, database_url: str, result: dict, *, exactl
     assert scored == good, "exactly one scoring_result per good call"
 
     s3 = s3_client(scenario["env"]["CCAS_S3_ENDPOINT"], scenario["env"]["CCAS_S3_ACCESS_KEY"],
-                   scenario["env"]["CCAS_S3_SECRET_KEY"])
+                   scenario["env"]["CCAS_S3_SECRET_KEY"], ca_file=scenario["env"]["CCAS_S3_CA_FILE"])
     assets = {row[0]: row for row in found["audio_asset"]}
     assert sorted(assets) == sorted(set(inums) - {scenario["dead"]})
     for call_id, key, sha256, *_ in assets.values():
@@ -340,3 +374,4 @@ def check_final_state(scenario: dict, database_url: str, result: dict, *, exactl
     assert as_expected(v["call_id"] for v in outputs["scoring.results"]) == good
     assert as_expected(v["call_id"] for v in outputs["audio.ready"]) == sorted(set(inums) - {scenario["dead"]})
     assert as_expected(v["call_id"] for v in outputs["calls.enriched"]) == inums
+    check_customer_keys(database_url, outputs)

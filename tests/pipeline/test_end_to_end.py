@@ -15,6 +15,8 @@ from urllib.parse import parse_qsl
 
 import pytest
 
+from ccas import settings
+from ccas.security import log_scan
 from core.s3 import s3_client
 from tests.pipeline import e2e
 
@@ -59,7 +61,8 @@ def test_each_scored_call_has_a_transcript_in_s3_a_row_and_phrase_criteria(scena
     transcripts = {row[0]: row for row in e2e.query(
         url, "SELECT call_id, asr_model, language, s3_key, word_count, confidence FROM transcript")}
     assert sorted(transcripts) == sorted(scorable), "one transcript row per scored call"
-    s3 = s3_client(env["CCAS_S3_ENDPOINT"], env["CCAS_S3_ACCESS_KEY"], env["CCAS_S3_SECRET_KEY"])
+    s3 = s3_client(env["CCAS_S3_ENDPOINT"], env["CCAS_S3_ACCESS_KEY"], env["CCAS_S3_SECRET_KEY"],
+                   ca_file=env["CCAS_S3_CA_FILE"])
     messages = {v["call_id"]: v for v in result["outputs"]["scoring.results"]}
     for call_id, (_, asr_model, language, key, word_count, confidence) in transcripts.items():
         # The language is the one configured for the call's skill (1xx Vietnamese, 2xx English), sent as metadata; the
@@ -104,3 +107,14 @@ def test_kill_9_mid_run_then_restart_loses_nothing_and_duplicates_nothing(scenar
         counts = e2e.query(url, "SELECT call_id, count(*) FROM scoring_result GROUP BY call_id HAVING count(*) > 1")
         assert counts == []
         # run_to_completion already required the group committed past the last data record of every partition.
+
+
+def test_no_log_holds_a_customer_number_or_a_secret(scenario: dict, java_run: tuple[dict, dict]) -> None:
+    """After a whole run (poller, pipeline, scoring service, stack services): the numbers the recorder handed out and the
+    values of the secrets file appear in no log line."""
+    numbers, secrets = scenario["customer_numbers"], settings.load_secrets()
+    assert len(numbers) >= CALLS // 2 and secrets, "the check must have something to look for"
+    files = e2e.stack_logs()
+    assert any(path.name.startswith("pipeline-") for path in files) and any("postgres" in path.name for path in files)
+    found = log_scan.scan(files, secrets, numbers)
+    assert not found, "\n".join(map(str, found[:20]))

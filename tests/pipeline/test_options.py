@@ -9,17 +9,24 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions, PortableOptions, StandardOptions
 
 from pipeline.main import STREAM_TIMEOUT_S, build_options
-from pipeline.options import ConfigError, language_of, validate_options
+from pipeline.options import CcasOptions, ConfigError, language_of, validate_options
 
 COMPLETE = ["--kafka_bootstrap=127.0.0.1:1", "--database_url=postgresql://u:p@127.0.0.1:1/db", "--s3_bucket=b",
             "--s3_endpoint=http://127.0.0.1:2", "--avaya_url=http://127.0.0.1:3", "--avaya_user=u", "--avaya_password=p",
             "--scoring_url=http://127.0.0.1:4", "--kafka_io=python", "--metrics_port=0"]
 
 
+SCORING_TOKEN = "unit-scoring-token-0123456789"
+PII_HMAC_KEY = "unit-pii-hmac-key-0123456789"
+
+
 @pytest.fixture
 def no_ccas_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No CCAS_* but the scoring token, which has no flag (COMPLETE cannot carry it)."""
     for name in [key for key in os.environ if key.startswith("CCAS_")]:
         monkeypatch.delenv(name)
+    monkeypatch.setenv("CCAS_SCORING_TOKEN", SCORING_TOKEN)
+    monkeypatch.setenv("CCAS_PII_HMAC_KEY", PII_HMAC_KEY)  # environment only too (tests/pipeline/test_pii_settings.py)
 
 
 def test_missing_settings_are_listed_at_once_by_variable_and_flag(no_ccas_environment: None, tmp_path: Path,
@@ -74,7 +81,37 @@ def test_a_flag_wins_over_its_variable_and_the_variable_over_the_default(no_ccas
 
 def test_secrets_never_reach_the_repr(no_ccas_environment: None) -> None:
     config = validate_options(PipelineOptions([*COMPLETE, "--s3_access_key=AK", "--s3_secret_key=TOPSECRET"]))
-    assert "TOPSECRET" not in repr(config) and "p@" not in repr(config)
+    assert "TOPSECRET" not in repr(config) and "p@" not in repr(config) and SCORING_TOKEN not in repr(config)
+
+
+def test_the_scoring_token_and_ca_file_reach_the_job_config(no_ccas_environment: None, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    config = validate_options(PipelineOptions(COMPLETE))
+    assert (config.scoring_token, config.scoring_ca_file) == (SCORING_TOKEN, ""), "no CA file: the system trust store"
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    monkeypatch.setenv("CCAS_SCORING_CA_FILE", str(ca))
+    assert validate_options(PipelineOptions(COMPLETE)).scoring_ca_file == str(ca)
+    other = tmp_path / "other.pem"
+    other.write_text("-----BEGIN CERTIFICATE-----\n")
+    assert validate_options(PipelineOptions([*COMPLETE, f"--scoring_ca_file={other}"])).scoring_ca_file == str(other)
+
+
+def test_a_missing_scoring_token_or_ca_file_is_a_configuration_error(no_ccas_environment: None, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CCAS_SCORING_TOKEN")
+    with pytest.raises(ConfigError) as caught:
+        validate_options(PipelineOptions([*COMPLETE, f"--scoring_ca_file={tmp_path / 'missing.pem'}"]))
+    message = str(caught.value)
+    assert "CCAS_SCORING_TOKEN (the scoring service's bearer token) is not set" in message
+    assert f"--scoring_ca_file / CCAS_SCORING_CA_FILE: {tmp_path / 'missing.pem'} is not a file" in message
+
+
+def test_the_scoring_token_has_no_flag(no_ccas_environment: None) -> None:
+    # A command line shows in `ps`, and Beam keeps its options in the job for its UIs to show.
+    assert "scoring_token" not in PipelineOptions(COMPLETE).view_as(CcasOptions).get_all_options()
+    given = PipelineOptions([*COMPLETE, "--scoring_token=from-the-command-line"])  # Beam ignores an unknown flag
+    assert validate_options(given).scoring_token == SCORING_TOKEN
 
 
 def test_direct_runner_means_prism_streaming_with_a_stream_timeout_that_does_not_expire(no_ccas_environment: None) -> None:

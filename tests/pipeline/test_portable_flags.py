@@ -10,7 +10,7 @@ from pipeline import main, xlang
 from pipeline.settings import PipelineSettings
 
 REQUIRED = {"kafka_bootstrap": "k:1", "database_url": "postgresql://u:p@h/db", "s3_bucket": "b", "avaya_url": "http://a",
-            "avaya_user": "u", "scoring_url": "http://s"}
+            "avaya_user": "u", "scoring_url": "http://s", "pii_hmac_key": "unit-pii-hmac-key-0123456789"}
 
 
 

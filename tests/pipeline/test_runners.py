@@ -39,7 +39,8 @@ def jar(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def _settings(**values: str) -> PipelineSettings:
     """The settings as the job resolves them: the environment (CCAS_FLINK_JOB_SERVER_JAR from the fixtures) plus values."""
     return PipelineSettings(**{"kafka_bootstrap": "k:1", "database_url": "postgresql://u:p@h/db", "s3_bucket": "b",
-                               "avaya_url": "http://a", "avaya_user": "u", "scoring_url": "http://s", **values})
+                               "avaya_url": "http://a", "avaya_user": "u", "scoring_url": "http://s",
+                               "pii_hmac_key": "unit-pii-hmac-key-0123456789", **values})
 
 
 LOCAL = {"flink_master": "localhost:8081", "worker_pool": "localhost:50000"}
@@ -128,6 +129,8 @@ def test_run_pipeline_without_a_jar_exits_2_with_one_message_and_starts_nothing(
     home.mkdir()
     env = {key: value for key, value in os.environ.items() if key != runners.JAR_ENV}
     env["HOME"] = str(home)
+    env["CCAS_SCORING_TOKEN"] = "unit-scoring-token-0123456789"  # environment only: complete settings but for the jar
+    env["CCAS_PII_HMAC_KEY"] = "unit-pii-hmac-key-0123456789"  # environment only as well
     before = set(_job_server_processes())
     result = subprocess.run([sys.executable, str(settings.REPO_ROOT / "run_pipeline.py"), "--runner=FlinkRunner",
                              "--flink_master=localhost:8081", "--flink_version=1.20", "--worker_pool=pool:1", *APP_FLAGS],

@@ -219,6 +219,8 @@ def test_the_supervisor_port_must_lie_outside_the_workers_span() -> None:
     settings = PipelineSettings(
         kafka_bootstrap="127.0.0.1:9", kafka_io="python", database_url="postgresql://u:p@127.0.0.1:9/db", s3_bucket="b",
         avaya_url="http://127.0.0.1:9", avaya_user="u", avaya_password="p", scoring_url="http://127.0.0.1:9",
+        pii_hmac_key="unit-pii-hmac-key-0123456789",
+        scoring_token="unit-scoring-token-0123456789",
         pipeline_metrics_port=19080, supervisor_metrics_port=19085, pipeline_restart="on-failure")
     with pytest.raises(ConfigError, match="19080-19095"):
         supervise([], settings)
@@ -228,6 +230,8 @@ def test_only_a_job_running_inside_the_process_is_supervised() -> None:
     settings = PipelineSettings(
         kafka_bootstrap="127.0.0.1:9", kafka_io="python", database_url="postgresql://u:p@127.0.0.1:9/db", s3_bucket="b",
         avaya_url="http://127.0.0.1:9", avaya_user="u", avaya_password="p", scoring_url="http://127.0.0.1:9",
+        pii_hmac_key="unit-pii-hmac-key-0123456789",
+        scoring_token="unit-scoring-token-0123456789",
         pipeline_restart="on-failure")
     with pytest.raises(ConfigError, match="not --runner=portablerunner"):
         supervise(["--runner=PortableRunner"], settings)

@@ -20,7 +20,8 @@ VALID = {
     },
     "calls.enriched": {
         "call_id": "100234567890123", "started_at": "2026-11-25T09:58:00+00:00", "ended_at": "2026-11-25T09:59:46+00:00",
-        "agent_id": "1234", "agent_name": "agent1234.247", "skill": "billing", "service": "VDN 5001", "metadata_version": 1,
+        "agent_id": "1234", "agent_name": "agent1234.247", "customer_key": "hk1:0123456789abcdef0123456789abcdef",
+        "skill": "billing", "service": "VDN 5001", "metadata_version": 2,
     },
     "audio.ready": {
         "call_id": "100234567890123", "s3_key": "raw/2026/11/25/100234567890123.wav", "sha256": "a" * 64, "duration": 106.0,
@@ -108,3 +109,27 @@ def test_topic_declarations_match_the_design() -> None:
 def test_unknown_topic_is_a_clear_error() -> None:
     with pytest.raises(KeyError, match="unknown topic 'calls.rwa'"):
         schemas.validate("calls.rwa", {})
+
+
+@pytest.mark.parametrize("value", ["hk1:0123456789abcdef0123456789abcdef", None])
+def test_calls_enriched_carries_a_customer_key_or_none(value: str | None) -> None:
+    schemas.validate("calls.enriched", {**_valid("calls.enriched"), "customer_key": value})
+
+
+@pytest.mark.parametrize("value", ["0901234567", "+84 90 123 4567", "hk1:0901234567", "hk1:" + "A" * 32, "hk1:" + "0" * 31,
+                                   "hk2:" + "0" * 32, "hk1:" + "0" * 33])
+def test_calls_enriched_refuses_anything_but_a_key_without_echoing_it(value: str) -> None:
+    payload = {**_valid("calls.enriched"), "customer_key": value}
+    with pytest.raises(schemas.SchemaError) as caught:
+        schemas.validate("calls.enriched", payload)
+    assert caught.value.field == "customer_key"
+    assert "0901234567" not in str(caught.value) and "123 4567" not in str(caught.value), "a clear number is never echoed"
+
+
+def test_a_bad_customer_number_on_calls_raw_is_named_but_not_echoed() -> None:
+    # The poller logs a refused value's SchemaError and the pipeline puts it in a dead letter.
+    payload = {**_valid("calls.raw"), "other_parties": "0901234567, " * 60}
+    with pytest.raises(schemas.SchemaError) as caught:
+        schemas.validate("calls.raw", payload)
+    assert caught.value.field == "other_parties" and "maxLength" in str(caught.value)
+    assert "0901234567" not in str(caught.value)

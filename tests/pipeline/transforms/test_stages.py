@@ -14,18 +14,21 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
+from core.pii import customer_key
 from core.s3 import s3_client
 from pipeline.io.database import Database
 from pipeline.model import CallEvent, SourcePosition
 from pipeline.options import JobConfig
 from pipeline.transforms.download import DownloadToS3
-from pipeline.transforms.enrich import EnrichCall, enrich
+from pipeline.transforms.enrich import CustomerNumbers, EnrichCall, enrich
 from pipeline.transforms.score import ScoreCall
 from pipeline.transforms.write import WriteDeadLetters, WriteResults
 from tests.pipeline import e2e
 
 pytestmark = pytest.mark.integration
 RUNNER = "BundleBasedDirectRunner"
+PII_HMAC_KEY = "stage-test-hmac-key-0123456789"
+NUMBERS = CustomerNumbers(PII_HMAC_KEY.encode())
 
 
 @pytest.fixture(scope="module")
@@ -39,11 +42,13 @@ def world(stack_env: dict[str, str]) -> Iterator[dict[str, Any]]:
                 kafka_bootstrap=stack_env["CCAS_KAFKA_BOOTSTRAP"], kafka_io="python", expansion_service=None,
                 consumer_group="unused", input_topic="calls.raw", database_url=url, s3_endpoint=stack_env["CCAS_S3_ENDPOINT"],
                 s3_bucket=stack_env["CCAS_S3_BUCKET"], s3_region=None, s3_access_key=stack_env["CCAS_S3_ACCESS_KEY"],
-                s3_secret_key=stack_env["CCAS_S3_SECRET_KEY"], avaya_url=services.recorder_url,
+                s3_secret_key=stack_env["CCAS_S3_SECRET_KEY"], s3_ca_file=stack_env["CCAS_S3_CA_FILE"],
+                avaya_url=services.recorder_url,
                 avaya_user=stack_env["CCAS_AVAYA_USER"], avaya_password=stack_env["CCAS_AVAYA_PASSWORD"],
                 scoring_url=services.scoring_url, download_concurrency=4, scoring_concurrency=2, download_attempts=2,
                 download_backoff_s=0.05, scoring_attempts=2, scoring_backoff_s=0.05, dedup_ttl_s=60, metrics_host="127.0.0.1",
-                metrics_port=0)
+                metrics_port=0, pii_hmac_key=PII_HMAC_KEY, scoring_token=services.scoring_token,
+                scoring_ca_file=services.scoring_env["CCAS_SCORING_CA_FILE"])
             yield {"services": services, "calls": calls, "config": config, "env": stack_env}
     finally:
         services.stop()
@@ -64,7 +69,7 @@ def _ids(pcoll: Any, label: str) -> Any:
 def test_enrich_upserts_publishes_and_dead_letters(world: dict) -> None:
     config: JobConfig = world["config"]
     good, backwards, scored = world["calls"][:3]
-    Database(config.database_url).upsert_calls([enrich(event(scored, 99))])
+    Database(config.database_url).upsert_calls([enrich(event(scored, 99), NUMBERS)])
     e2e.query(config.database_url, "UPDATE call SET status = 'SCORED' WHERE call_id = %s RETURNING 1", (scored["inum"],))
     start = e2e.end_offsets(config.kafka_bootstrap, "calls.enriched")
     inputs = [event(good, 1), event(backwards, 2, ended_at="2000-01-01T00:00:00+00:00"), event(scored, 3)]
@@ -77,9 +82,15 @@ def test_enrich_upserts_publishes_and_dead_letters(world: dict) -> None:
         assert_that(already | beam.Map(lambda s: s.offset), equal_to([3]), label="already scored")
     rows = dict(e2e.query(config.database_url, "SELECT call_id, status FROM call"))
     assert rows == {good["inum"]: "PENDING_DOWNLOAD", scored["inum"]: "SCORED"}
+    # The customer is stored and published as its keyed hash, never as the number.
+    key = customer_key("0901234567", PII_HMAC_KEY.encode())
+    assert e2e.query(config.database_url, "SELECT customer_key, customer_number_enc FROM call WHERE call_id = %s",
+                     (good["inum"],)) == [(key, None)]
     published = [v for v in e2e.read_since(config.kafka_bootstrap, "calls.enriched", start)
                  if v["call_id"] in {c["inum"] for c in world["calls"]}]
-    assert [(v["call_id"], v["agent_id"], v["metadata_version"]) for v in published] == [(good["inum"], "1001", 1)]
+    assert [(v["call_id"], v["agent_id"], v["customer_key"], v["metadata_version"]) for v in published] == [
+        (good["inum"], "1001", key, 2)]
+    assert "other_party" not in published[0]
 
 
 def test_download_score_and_write_with_their_dead_letter_branches(world: dict) -> None:
@@ -88,7 +99,7 @@ def test_download_score_and_write_with_their_dead_letter_branches(world: dict) -
     flaky, dead, corrupt, good = calls[1], calls[3], calls[4], calls[0]
     world["services"].configure_recorder({"replay_failures": {flaky["inum"]: 1, dead["inum"]: -1},
                                           "corrupt_inums": [corrupt["inum"]]})
-    enriched = [enrich(event(call, offset)) for offset, call in enumerate([good, flaky, dead, corrupt], start=10)]
+    enriched = [enrich(event(call, offset), NUMBERS) for offset, call in enumerate([good, flaky, dead, corrupt], start=10)]
     Database(config.database_url).upsert_calls(enriched)
     starts = {topic: e2e.end_offsets(config.kafka_bootstrap, topic) for topic in e2e.OUTPUT_TOPICS}
     with TestPipeline(runner=RUNNER) as p:
@@ -109,7 +120,7 @@ def test_download_score_and_write_with_their_dead_letter_branches(world: dict) -
     statuses = dict(e2e.query(config.database_url, "SELECT call_id, status FROM call WHERE call_id = ANY(%s)",
                               ([c.call_id for c in enriched],)))
     assert statuses == {good["inum"]: "SCORED", flaky["inum"]: "SCORED", dead["inum"]: "ERROR", corrupt["inum"]: "ERROR"}
-    s3 = s3_client(config.s3_endpoint, config.s3_access_key, config.s3_secret_key)
+    s3 = s3_client(config.s3_endpoint, config.s3_access_key, config.s3_secret_key, ca_file=config.s3_ca_file)
     for call_id, key, sha256 in e2e.query(config.database_url, "SELECT call_id, s3_key, sha256 FROM audio_asset"):
         head = s3.head_object(Bucket=config.s3_bucket, Key=key)
         assert head["ServerSideEncryption"] == "AES256" and head["Metadata"]["sha256"] == sha256

@@ -17,6 +17,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from audio.wav import wav_header
+from core.pii import customer_key
 from core.recorder import AvayaBadResponse, AvayaUnavailable
 from pipeline.build import build_pipeline
 from pipeline.clients import StageClients
@@ -25,7 +26,7 @@ from pipeline.model import CallEvent, DeadLetter, EnrichedCall, ScoredCall, Sour
 from pipeline.options import JobConfig
 from pipeline.transforms._bundles import BatchingDoFn
 from pipeline.transforms.download import DownloadToS3, _DownloadFn
-from pipeline.transforms.enrich import EnrichCall, _EnrichFn, enrich
+from pipeline.transforms.enrich import CustomerNumbers, EnrichCall, _EnrichFn, enrich
 from pipeline.transforms.score import ScoreCall, _ScoreFn
 from pipeline.transforms.write import WriteDeadLetters, WriteResults, _WriteDeadLettersFn, _WriteResultsFn
 from tests.pipeline.transforms import fakes as fakes_module
@@ -36,6 +37,7 @@ ATTEMPTS = 3
 OUTAGE_BUDGET_S = 1.0  # how long the fakes' outages may hold a call here (the real default is 15 minutes)
 STARTED_AT = "2026-11-25T09:58:00+00:00"
 ENDED_AT = "2026-11-25T09:59:46+00:00"
+PII_HMAC_KEY = "unit-test-hmac-key-0123456789"
 
 
 def job_config() -> JobConfig:
@@ -43,10 +45,12 @@ def job_config() -> JobConfig:
     return JobConfig(
         kafka_bootstrap="127.0.0.1:9", kafka_io="python", expansion_service=None, consumer_group="unit",
         input_topic="calls.raw", database_url="postgresql://nobody@127.0.0.1:9/none", s3_endpoint="http://127.0.0.1:9",
-        s3_bucket="unused", s3_region=None, s3_access_key=None, s3_secret_key=None, avaya_url="http://127.0.0.1:9",
+        s3_bucket="unused", s3_region=None, s3_access_key=None, s3_secret_key=None, s3_ca_file=None,
+        avaya_url="http://127.0.0.1:9",
         avaya_user="unit", avaya_password="unit", scoring_url="http://127.0.0.1:9", download_concurrency=2,
         scoring_concurrency=2, download_attempts=ATTEMPTS, download_backoff_s=0, scoring_attempts=ATTEMPTS, scoring_backoff_s=0,
         dedup_ttl_s=60, metrics_host="127.0.0.1", metrics_port=0, outage_budget_s=OUTAGE_BUDGET_S, outage_backoff_cap_s=0.05,
+        pii_hmac_key=PII_HMAC_KEY,
     )
 
 
@@ -79,7 +83,7 @@ def event(call_id: str, offset: int, **overrides: Any) -> CallEvent:
 
 
 def enriched(call_id: str, offset: int) -> EnrichedCall:
-    return enrich(event(call_id, offset))
+    return enrich(event(call_id, offset), CustomerNumbers(PII_HMAC_KEY.encode()))
 
 
 def stored(world: World, call_id: str, offset: int, body: bytes | None = None) -> StoredAudio:
@@ -140,8 +144,10 @@ def test_enrich_upserts_publishes_and_splits_failures_and_scored_calls(fakes: Fa
     assert sorted(i for method, ids in world.db_calls if method == "upsert_calls" for i in ids) == ["1001", "1003", "1004"]
     assert world.statuses == {"1001": "PENDING_DOWNLOAD", "1003": "SCORED", "1004": "PENDING_DOWNLOAD"}
     published = world.topic("calls.enriched")
-    assert sorted((v["call_id"], v["agent_id"], v["other_party"], v["metadata_version"]) for v in published) == [
-        ("1001", "1234", "0901234567", 1), ("1004", "1234", "0901234567", 1)]
+    key = customer_key("0901234567", PII_HMAC_KEY.encode())
+    assert sorted((v["call_id"], v["agent_id"], v["customer_key"], v["metadata_version"]) for v in published) == [
+        ("1001", "1234", key, 2), ("1004", "1234", key, 2)]
+    assert not any("other_party" in v or "0901234567" in json.dumps(v) for v in published)
     assert all(v["event_ts"] and v["ingest_uuid"] for v in published)
     assert {topic for topic, _, _ in world.published} == {"calls.enriched"}
 
