@@ -102,28 +102,39 @@ def run(secrets_file: Path, findings: Path, scan_every_s: float = 1.0) -> None:
                 with findings.open("a") as handle:
                     handle.write(f"pid {pid}: {key} in argv: {shown}\n")
 
-    signal.signal(signal.SIGTERM, request_stop)
-    events = exec_events()
-    print(f"watching {'exec events and ' if events else ''}a /proc scan every {scan_every_s} s", flush=True)
-    next_scan = 0.0
-    while not stop:
+    def reload_secrets() -> None:
+        nonlocal stamp, secrets
         with contextlib.suppress(OSError):
             mtime = secrets_file.stat().st_mtime
             if mtime != stamp:
                 stamp, secrets = mtime, _secret_values(secrets_file)
-        if time.monotonic() >= next_scan:
-            record(scan(secrets, os.getpid()))
-            next_scan = time.monotonic() + scan_every_s
-        if events is None:
-            time.sleep(scan_every_s)
-            continue
+
+    def drain_exec_events(wait_s: float) -> None:
+        # A process's command line is readable only while it lives: events are handled before anything slower.
         with contextlib.suppress(InterruptedError):
-            ready, _, _ = select.select([events], [], [], scan_every_s)
+            ready, _, _ = select.select([events], [], [], wait_s)
             while ready:
                 pid = exec_pid(events.recv(4096))
                 if pid is not None and secrets:
                     record(_exposed(pid, secrets))
                 ready, _, _ = select.select([events], [], [], 0)
+
+    signal.signal(signal.SIGTERM, request_stop)
+    events = exec_events()
+    reload_secrets()
+    print(f"watching {'exec events and ' if events else ''}a /proc scan every {scan_every_s} s", flush=True)
+    next_scan = 0.0
+    while not stop:
+        reload_secrets()
+        if events is not None:
+            drain_exec_events(0)
+        if time.monotonic() >= next_scan:
+            record(scan(secrets, os.getpid()))
+            next_scan = time.monotonic() + scan_every_s
+        if events is None:
+            time.sleep(scan_every_s)
+        else:
+            drain_exec_events(min(scan_every_s, 0.2))  # wakes often enough to see the secrets file change
 
 
 def start() -> int:

@@ -31,9 +31,9 @@ def test_short_lived_process_with_a_secret_in_argv_is_reported_by_name(tmp_path:
                                env={**os.environ, "CCAS_STACK_DIR": str(tmp_path)}, stdout=subprocess.PIPE, text=True)
     try:
         assert "watching" in watcher.stdout.readline()
-        time.sleep(0.3)  # its secrets are read before its first wait
-        subprocess.run(["/bin/true", f"--password={secret}"], check=True)  # exits at once: only an exec event sees it
-        subprocess.run(["/bin/true", "ccas", "harmless"], check=True)
+        # 150 ms: shorter than the 1 s /proc scan, so only an exec event sees it (the secrets are loaded before "watching").
+        subprocess.run(["/bin/sh", "-c", "sleep 0.15", "ccas-test", f"--password={secret}"], check=True)
+        subprocess.run(["/bin/sh", "-c", "sleep 0.15", "ccas-test", "ccas", "harmless"], check=True)
         findings = folder / "findings.txt"
         deadline = time.monotonic() + 10
         while not (findings.exists() and findings.read_text()) and time.monotonic() < deadline:
@@ -42,6 +42,6 @@ def test_short_lived_process_with_a_secret_in_argv_is_reported_by_name(tmp_path:
         watcher.send_signal(signal.SIGTERM)
         watcher.wait(timeout=10)
     text = findings.read_text()
-    assert "CCAS_DB_PASSWORD in argv" in text and "/bin/true --password=<CCAS_DB_PASSWORD>" in text, text
+    assert "CCAS_DB_PASSWORD in argv" in text and "ccas-test --password=<CCAS_DB_PASSWORD>" in text, text
     assert secret not in text
     assert "harmless" not in text  # short values (the user name) are not treated as secrets
