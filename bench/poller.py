@@ -21,6 +21,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 import requests
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     conn = psycopg2.connect(base_dsn)
     conn.autocommit = True
     conn.cursor().execute(f'CREATE DATABASE "{db}"')
-    dsn = base_dsn.rsplit("/", 1)[0] + "/" + db
+    dsn = urlunsplit(urlsplit(base_dsn)._replace(path=f"/{db}"))  # keeps the query: sslmode, sslrootcert
     upgrade(dsn)
     mocks: list[subprocess.Popen] = []
     try:

@@ -64,25 +64,11 @@ def topic(stack_env: dict[str, str]) -> Iterator[str]:
 
 @pytest.fixture
 def database(stack_env: dict[str, str]) -> Iterator[str]:
-    """A fresh database migrated with the project's Alembic head; its DSN."""
-    import psycopg2
+    """A fresh database migrated with the project's Alembic head; its DSN (with the stack's TLS parameters)."""
+    from tests.pipeline import e2e
 
-    from ccas.db_admin import upgrade
-
-    base = stack_env["CCAS_DATABASE_URL"]
-    name = f"ccas_test_poller_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(base)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    dsn = base.rsplit("/", 1)[0] + "/" + name
-    upgrade(dsn)
-    try:
+    with e2e.scratch_database(stack_env["CCAS_DATABASE_URL"]) as dsn:
         yield dsn
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 @pytest.fixture
