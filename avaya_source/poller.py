@@ -339,7 +339,8 @@ def main(argv: list[str]) -> int:
         max_response_bytes=settings.avaya_max_response_bytes,
     )
     store = IngestStore(secret(settings.database_url))
-    publisher = TransactionalPublisher(settings.kafka_bootstrap, settings.poller_topic, settings.transactional_id())
+    publisher = TransactionalPublisher(settings.kafka_bootstrap, settings.poller_topic, settings.transactional_id(),
+                                       security=settings.kafka_security())
     metrics = PollerMetrics()
     poller = Poller(client, store, publisher, config, metrics)
     try:

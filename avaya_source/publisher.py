@@ -19,14 +19,16 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from avaya_source.records import Recording
 from avaya_source.store import Published
+from core.kafka import KafkaSecurity, client_security
 
 log = logging.getLogger(__name__)
 
 
 class TransactionalPublisher:
     def __init__(self, bootstrap: str, topic: str, transactional_id: str, *, transaction_timeout_ms: int = 60_000,
-                 delivery_wait_s: float = 20.0) -> None:
+                 delivery_wait_s: float = 20.0, security: KafkaSecurity | None = None) -> None:
         self.bootstrap = bootstrap
+        self.security = security  # None: the CCAS_KAFKA_* environment (core.kafka)
         self.topic = topic
         self.transactional_id = transactional_id
         self.transaction_timeout_ms = transaction_timeout_ms
@@ -38,6 +40,7 @@ class TransactionalPublisher:
             producer = KafkaProducer(
                 bootstrap_servers=self.bootstrap,
                 client_id="ccas-poller",
+                **client_security(self.security),
                 transactional_id=self.transactional_id,
                 transaction_timeout_ms=self.transaction_timeout_ms,
                 enable_idempotence=True,
@@ -99,6 +102,7 @@ class TransactionalPublisher:
         consumer = KafkaConsumer(
             bootstrap_servers=self.bootstrap,
             client_id="ccas-poller-reconcile",
+            **client_security(self.security),
             group_id=None,
             enable_auto_commit=False,
             isolation_level="read_committed",

@@ -39,6 +39,7 @@ from avaya_source.store import IngestStore  # noqa: E402
 from avaya_source.windows import WindowPolicy  # noqa: E402
 from ccas.db_admin import upgrade  # noqa: E402
 from core.config import add_flags, load_for_command, secret  # noqa: E402
+from core.kafka import client_security  # noqa: E402
 from core.settings import DatabaseSettings, KafkaSettings  # noqa: E402
 
 
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     env.update({"CCAS_AVAYA_USER": user, "CCAS_AVAYA_PASSWORD": password})
     topic, db = f"bench.calls.raw.{uuid.uuid4().hex[:8]}", f"ccas_bench_{uuid.uuid4().hex[:8]}"
     bootstrap, base_dsn = settings.kafka_bootstrap, secret(settings.database_url)
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, **client_security(None))
     admin.create_topics([NewTopic(topic, 12, 1, topic_configs={"compression.type": "lz4"})])
     conn = psycopg2.connect(base_dsn)
     conn.autocommit = True

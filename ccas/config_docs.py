@@ -20,7 +20,7 @@ from ccas.ops.settings import OPS_API_ENVIRONMENT_ONLY, DlqSettings, LagExporter
 from ccas.s3_admin import SECRET_FIELDS as S3_BOOTSTRAP_SECRET_FIELDS
 from ccas.s3_admin import BucketBootstrapSettings
 from ccas.settings import REPO_ROOT
-from core.config import CcasSettings, describe
+from core.config import CcasSettings, describe, environment_only
 from pipeline.options import ENVIRONMENT_ONLY as PIPELINE_ENVIRONMENT_ONLY
 from pipeline.settings import PipelineSettings
 from scoring_service.settings import ENVIRONMENT_ONLY as SCORING_ENVIRONMENT_ONLY
@@ -126,7 +126,8 @@ def settings() -> list[Setting]:
         docs = describe(model, FLAG_STYLES.get(component, "-"))
         for doc, (name, model_field) in zip(docs, model.model_fields.items(), strict=True):
             entry = found.setdefault(doc.variable, Setting(doc.variable, doc.help, _portable(doc.default), doc.secret, False))
-            entry.flags[component] = "" if name in ENVIRONMENT_ONLY.get(component, ()) else doc.flag
+            no_flag = name in ENVIRONMENT_ONLY.get(component, ()) or environment_only(model_field)
+            entry.flags[component] = "" if no_flag else doc.flag
             entry.secret = entry.secret or doc.secret
             entry.required = entry.required or model_field.is_required()  # required by one component: to be filled in
     return list(found.values())

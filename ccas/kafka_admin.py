@@ -22,6 +22,7 @@ from pydantic import Field, model_validator
 
 import schemas
 from core.config import CcasSettings, add_flags, load, load_for_command
+from core.kafka import client_security
 from core.settings import KafkaSettings
 
 __all__ = ["TopicReplication", "admin_client", "bootstrap_topics", "main"]
@@ -69,7 +70,8 @@ class ReplicationMismatch(RuntimeError):
 
 
 def admin_client(bootstrap: str) -> KafkaAdminClient:
-    return KafkaAdminClient(bootstrap_servers=bootstrap, client_id="ccas-admin", request_timeout_ms=15000)
+    return KafkaAdminClient(bootstrap_servers=bootstrap, client_id="ccas-admin", request_timeout_ms=15000,
+                            **client_security(None))  # the CCAS_KAFKA_* principal: admin where topics are made
 
 
 def topic_config(spec: schemas.TopicSpec, replication: TopicReplication) -> dict[str, str]:

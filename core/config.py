@@ -58,6 +58,15 @@ def flag_of(model: type[BaseSettings], name: str, style: str = "-") -> str:
     return "--" + name.replace("_", style)
 
 
+# json_schema_extra of a field that has no flag: a secret on a command line shows in `ps` to every user of the machine.
+ENVIRONMENT_ONLY: dict[str, Any] = {"environment_only": True}
+
+
+def environment_only(field: FieldInfo) -> bool:
+    extra = field.json_schema_extra
+    return isinstance(extra, dict) and bool(extra.get("environment_only"))
+
+
 def _is_secret(field: FieldInfo) -> bool:
     annotation = field.annotation
     return annotation is SecretStr or SecretStr in get_args(annotation)
@@ -95,7 +104,7 @@ def add_flags(parser: argparse.ArgumentParser | Any, model: type[BaseSettings], 
     """One flag per field (default None, so an absent flag leaves the environment's value); help names the variable."""
     skipped = set(skip)
     for doc, (name, field) in zip(describe(model, style), model.model_fields.items(), strict=True):
-        if name in skipped:
+        if name in skipped or environment_only(field):
             continue
         default = f", default {doc.default}" if doc.default else ""
         parser.add_argument(doc.flag, dest=name, default=None, type=_flag_type(field),

@@ -2,12 +2,40 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import Literal
 
-from core.config import CcasSettings
+from pydantic import Field, SecretStr, model_validator
+
+from core.config import ENVIRONMENT_ONLY, CcasSettings, secret
+from core.kafka import KafkaSecurity
 
 
-class KafkaSettings(CcasSettings):
+class KafkaSecuritySettings(CcasSettings):
+    """How a component authenticates to Kafka; the same variables for kafka-python and for Java's ReadFromKafka."""
+
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_SSL", "SASL_PLAINTEXT"] = Field(
+        default="PLAINTEXT", description="security protocol of the Kafka listener (SASL_SSL: TLS and a SCRAM user)")
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field(
+        default="SCRAM-SHA-512", description="SASL mechanism with SASL_SSL / SASL_PLAINTEXT")
+    kafka_username: str = Field(default="", description="this component's Kafka principal (SASL user name)")
+    kafka_password: SecretStr | None = Field(default=None, json_schema_extra=ENVIRONMENT_ONLY,
+                                             description="password of CCAS_KAFKA_USERNAME")
+    kafka_ca_file: str = Field(default="", description="PEM CA bundle that verifies the brokers' certificates (SSL, "
+                                                       "SASL_SSL); empty: the system trust store")
+
+    @model_validator(mode="after")
+    def _sasl_user(self) -> KafkaSecuritySettings:
+        if self.kafka_security_protocol.startswith("SASL") and not (self.kafka_username and secret(self.kafka_password)):
+            raise ValueError(f"CCAS_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs CCAS_KAFKA_USERNAME and "
+                             "CCAS_KAFKA_PASSWORD")
+        return self
+
+    def kafka_security(self) -> KafkaSecurity:
+        return KafkaSecurity(self.kafka_security_protocol, self.kafka_sasl_mechanism, self.kafka_username,
+                             secret(self.kafka_password), self.kafka_ca_file)
+
+
+class KafkaSettings(KafkaSecuritySettings):
     kafka_bootstrap: str = Field(description="Kafka bootstrap servers, host:port[,host:port...]")
 
 

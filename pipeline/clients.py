@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.kafka import consumer_config, producer
+from core.kafka import KafkaSecurity, consumer_config, producer
 from core.recorder import Credentials, RecorderHttp
 from core.s3 import s3_client
 from pipeline.io.database import Database
@@ -22,12 +22,12 @@ from pipeline.options import JobConfig
 COMMIT_CLIENT_ID = "ccas-pipeline-commit"
 
 
-def offset_consumer(bootstrap: str, group_id: str) -> Any:
+def offset_consumer(bootstrap: str, group_id: str, security: KafkaSecurity | None = None) -> Any:
     """A consumer of the job's group that only commits offsets and probes partitions (CommitOffsets); never subscribes."""
     from kafka import KafkaConsumer
 
     # One record per poll and a small fetch: it only looks for the next data record after a gap, never reads the stream.
-    return KafkaConsumer(**consumer_config(bootstrap, group_id, client_id=COMMIT_CLIENT_ID, max_poll_records=1,
+    return KafkaConsumer(**consumer_config(bootstrap, group_id, client_id=COMMIT_CLIENT_ID, security=security, max_poll_records=1,
                                            fetch_max_bytes=1024 * 1024))
 
 
@@ -47,7 +47,7 @@ class StageClients:
     def publisher(self, client_id: str) -> EventPublisher:
         # A short linger: a stage flushes after each bundle anyway, so batching beyond the bundle buys nothing.
         def open_producer() -> Any:
-            return producer(self.config.kafka_bootstrap, client_id=client_id, linger_ms=2)
+            return producer(self.config.kafka_bootstrap, client_id=client_id, security=self.config.kafka_security, linger_ms=2)
 
         # Opened on first use, not here: a broker that is down while a worker starts must hold calls, not fail setup.
         return EventPublisher(None, reopen=open_producer)
@@ -67,4 +67,4 @@ class StageClients:
         return ScoringClient(c.scoring_url, token=c.scoring_token, ca_file=c.scoring_ca_file or None, pool_size=pool_size)
 
     def offset_consumer(self) -> Any:
-        return offset_consumer(self.config.kafka_bootstrap, self.config.consumer_group)
+        return offset_consumer(self.config.kafka_bootstrap, self.config.consumer_group, self.config.kafka_security)

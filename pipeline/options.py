@@ -17,6 +17,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 import schemas
 from core.config import ConfigurationError, add_flags, load, secret
+from core.kafka import KafkaSecurity
 from core.recorder import Credentials
 from pipeline.settings import PipelineSettings
 
@@ -25,7 +26,7 @@ KAFKA_IO_MODES = ("java", "python")
 BEAM_OWNED_FLAGS = ("prism_location", "job_endpoint", "flink_master", "flink_job_server_jar")
 # Settings with no flag: a command line shows in `ps`, and Beam keeps its options in the job (the Flink and Prism UIs show them).
 # The value reaches the workers inside JobConfig, pickled with the DoFns.
-ENVIRONMENT_ONLY = ("scoring_token", "pii_hmac_key", "pii_encryption_key")
+ENVIRONMENT_ONLY = ("scoring_token", "pii_hmac_key", "pii_encryption_key", "kafka_password")
 
 
 class ConfigError(ConfigurationError):
@@ -78,6 +79,7 @@ class JobConfig:
     # The customer-number keys (core.pii): enrich hashes the number, and encrypts it too when the second is set.
     pii_hmac_key: str = ""
     pii_encryption_key: str | None = None
+    kafka_security: KafkaSecurity = KafkaSecurity()
 
     def __repr__(self) -> str:  # secrets never reach a log line
         return f"JobConfig(kafka={self.kafka_bootstrap}, io={self.kafka_io}, bucket={self.s3_bucket}, scoring={self.scoring_url})"
@@ -139,6 +141,7 @@ def validate_options(options: PipelineOptions, settings: PipelineSettings | None
         metrics_port=s.pipeline_metrics_port, prism_location=s.prism_location, skill_languages=skill_languages,
         scoring_token=secret(s.scoring_token), scoring_ca_file=s.scoring_ca_file, pii_hmac_key=secret(s.pii_hmac_key),
         pii_encryption_key=(secret(s.pii_encryption_key) or None) if s.pii_store_encrypted_number else None,
+        kafka_security=s.kafka_security(),
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from kafka import KafkaConsumer, TopicPartition
 
 import schemas
+from core.kafka import client_security
 
 DLQ_TOPICS: tuple[str, ...] = tuple(sorted({spec.dead_letter for spec in schemas.topics().values() if spec.dead_letter}))
 
@@ -102,6 +103,7 @@ class Filter:
 def read_topics(bootstrap: str, topics: Iterable[str], timeout_ms: int = 3000) -> list[DeadLetterRecord]:
     """Every committed record of the topics, from the beginning to the end offsets seen at the start."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed",
+                             **client_security(None),
                              consumer_timeout_ms=timeout_ms, client_id="ccas-dlq")
     try:
         partitions = [TopicPartition(topic, p) for topic in topics for p in sorted(consumer.partitions_for_topic(topic) or ())]

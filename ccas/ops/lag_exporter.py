@@ -27,6 +27,7 @@ from prometheus_client.registry import Collector
 
 from ccas.ops.settings import LagExporterSettings
 from core.config import add_flags, load_for_command
+from core.kafka import client_security
 from schemas.contracts import DLQ_TOPICS, dlq_stage
 
 log = logging.getLogger(__name__)
@@ -49,10 +50,11 @@ class LagCollector(Collector):
 
     def _clients(self) -> tuple[KafkaAdminClient, KafkaConsumer]:
         if self._admin is None or self._consumer is None:
+            security = client_security(None)  # the lag exporter's principal: it may describe, nothing more
             self._admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="ccas-lag-exporter",
-                                           request_timeout_ms=10000)
+                                           request_timeout_ms=10000, **security)
             self._consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, client_id="ccas-lag-exporter",
-                                           enable_auto_commit=False, request_timeout_ms=11000)
+                                           enable_auto_commit=False, request_timeout_ms=11000, **security)
         return self._admin, self._consumer
 
     def measure(self) -> tuple[dict[tuple[str, int, str], int], dict[str, int]]:

@@ -24,6 +24,7 @@ def consumer_config(config: JobConfig) -> dict[str, str]:
         "enable.auto.commit": "false",  # without it the consumer commits for the group and a restart skips in-flight calls
         "auto.offset.reset": "earliest",
         "isolation.level": "read_committed",  # the poller publishes in transactions; aborted ones must never be read
+        **config.kafka_security.java_config(),  # TLS and the pipeline's SASL user, as for the Python clients
     }
 
 
@@ -41,7 +42,8 @@ class ReadCallEvents(beam.PTransform):
     def expand(self, pbegin: Any) -> Any:
         c = self.config
         if c.kafka_io == "python":
-            return pbegin | "ReadKafkaPython" >> ReadFromKafkaPython(c.kafka_bootstrap, [c.input_topic], c.consumer_group)
+            return pbegin | "ReadKafkaPython" >> ReadFromKafkaPython(c.kafka_bootstrap, [c.input_topic], c.consumer_group,
+                                                                        c.kafka_security.python_config())
         return (
             pbegin
             | "ReadKafkaJava" >> ReadFromKafka(

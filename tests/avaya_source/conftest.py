@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from core.kafka import client_security
 from tests.avaya_source.harness import InProcessMock, MockProcess, PollerProcess, free_port, mock_env
 
 
@@ -52,7 +53,7 @@ def topic(stack_env: dict[str, str]) -> Iterator[str]:
     from kafka.admin import NewTopic
 
     name = f"test.calls.raw.{uuid.uuid4().hex[:10]}"
-    admin = KafkaAdminClient(bootstrap_servers=stack_env["CCAS_KAFKA_BOOTSTRAP"], client_id="ccas-test")
+    admin = KafkaAdminClient(bootstrap_servers=stack_env["CCAS_KAFKA_BOOTSTRAP"], **client_security(None), client_id="ccas-test")
     admin.create_topics([NewTopic(name, 12, 1, topic_configs={"compression.type": "lz4"})])
     try:
         yield name

@@ -19,6 +19,7 @@ import requests
 
 import schemas
 from ccas.settings import REPO_ROOT
+from core.kafka import client_security
 
 PYTHON = sys.executable
 MOCK_USER = "ccas"
@@ -128,7 +129,8 @@ def consume_all(bootstrap: str, topic: str, idle_s: float = 3.0, timeout_s: floa
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, isolation_level="read_committed",
+        bootstrap_servers=bootstrap, **client_security(None),
+        group_id=None, enable_auto_commit=False, isolation_level="read_committed",
         auto_offset_reset="earliest",
     )
     try:

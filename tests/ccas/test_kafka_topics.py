@@ -17,7 +17,7 @@ import schemas
 from ccas import kafka_admin, settings
 from ccas.kafka_admin import ReplicationMismatch, TopicReplication, admin_client, bootstrap_topics
 from core.config import ConfigurationError, load
-from core.kafka import producer
+from core.kafka import client_security, producer
 
 SINGLE_BROKER = TopicReplication(kafka_replication_factor=1, kafka_min_insync_replicas=1)
 PRODUCTION = TopicReplication(kafka_replication_factor=3, kafka_min_insync_replicas=2)
@@ -82,7 +82,8 @@ def test_keyed_lz4_message_round_trips(stack_env: dict[str, str], topic: str) ->
     assert again.partition == metadata.partition
     assert 0 <= metadata.partition < schemas.topics()[topic].partitions
 
-    consumer = KafkaConsumer(bootstrap_servers=stack_env["CCAS_KAFKA_BOOTSTRAP"], enable_auto_commit=False,
+    consumer = KafkaConsumer(bootstrap_servers=stack_env["CCAS_KAFKA_BOOTSTRAP"], **client_security(None),
+                             enable_auto_commit=False,
                              consumer_timeout_ms=15000)
     try:
         partition = TopicPartition(topic, metadata.partition)

@@ -22,6 +22,7 @@ from kafka.admin import NewTopic
 
 from ccas.stack import process
 from ccas.stack.expansion import Expansion, worker_pids, worker_processes
+from core.kafka import KafkaSecurity, client_security
 from pipeline import xlang
 
 pytestmark = pytest.mark.integration
@@ -41,7 +42,8 @@ Record = tuple[str, str, int, int, int]  # key, value, partition, offset, timest
 @pytest.fixture
 def topic(stack_env: dict[str, str]) -> Iterator[str]:
     name = f"ccas-test-xlang-{uuid.uuid4().hex[:10]}"
-    admin = KafkaAdminClient(bootstrap_servers=stack_env["CCAS_KAFKA_BOOTSTRAP"], client_id="ccas-test-xlang")
+    admin = KafkaAdminClient(bootstrap_servers=stack_env["CCAS_KAFKA_BOOTSTRAP"], **client_security(None),
+                             client_id="ccas-test-xlang")
     admin.create_topics([NewTopic(name, num_partitions=PARTITIONS, replication_factor=1)])
     try:
         yield name
@@ -52,7 +54,7 @@ def topic(stack_env: dict[str, str]) -> Iterator[str]:
 
 def produce(bootstrap: str, topic: str) -> set[Record]:
     """30 keyed lz4 messages, each stamped with its own create time; returns what the broker acknowledged."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, compression_type="lz4", acks="all")
+    producer = KafkaProducer(bootstrap_servers=bootstrap, **client_security(None), compression_type="lz4", acks="all")
     futures = []
     base_ms = int(time.time()) * 1_000 - CREATE_TIME_AGE_MS
     for index in range(MESSAGES):
@@ -167,6 +169,7 @@ def test_read_from_kafka_with_metadata_on_prism_then_cancel(stack_env: dict[str,
                 # Without it the consumer commits for the group and a rerun of the group reads nothing (recipe pitfall a).
                 "enable.auto.commit": "false",
                 "auto.offset.reset": "earliest",
+                **KafkaSecurity.from_environment().java_config(),  # TLS + SCRAM, a PEM trust store: the stack's broker
             },
             topics=[topic],
             with_metadata=True,

@@ -25,6 +25,7 @@ from kafka.admin import NewTopic
 from kafka.structs import OffsetAndMetadata
 
 from ccas.stack import tools
+from core.kafka import client_security
 from pipeline.io.kafka_python import ReadFromKafkaPython
 from pipeline.io.records import KafkaRecord
 
@@ -43,7 +44,8 @@ Produced = tuple[int, int, bytes, bytes, int]  # partition, offset, key, value, 
 @pytest.fixture
 def topic(stack_env: dict[str, str]) -> Iterator[str]:
     name = f"ccas-test-kpy-{uuid.uuid4().hex[:10]}"
-    admin = KafkaAdminClient(bootstrap_servers=stack_env["CCAS_KAFKA_BOOTSTRAP"], client_id="ccas-test-kpy")
+    admin = KafkaAdminClient(bootstrap_servers=stack_env["CCAS_KAFKA_BOOTSTRAP"], **client_security(None),
+                             client_id="ccas-test-kpy")
     admin.create_topics([NewTopic(name, num_partitions=PARTITIONS, replication_factor=1)])
     try:
         yield name
@@ -57,7 +59,8 @@ class _Producer:
 
     def __init__(self, bootstrap: str, topic: str, transactional_id: str | None = None) -> None:
         extra: dict[str, Any] = {"transactional_id": transactional_id} if transactional_id else {}
-        self.producer = KafkaProducer(bootstrap_servers=bootstrap, compression_type="lz4", acks="all", **extra)
+        self.producer = KafkaProducer(bootstrap_servers=bootstrap, **client_security(None),
+                                      compression_type="lz4", acks="all", **extra)
         self.topic = topic
         if transactional_id:
             self.producer.init_transactions()
@@ -148,7 +151,7 @@ def wait_for(result: PipelineResult, folder: Path, count: int, timeout_s: float,
 def start(runner: str, bootstrap: str, topic: str, group_id: str, folder: Path, timers: Path | None = None) -> PipelineResult:
     options = PipelineOptions([f"--runner={runner}", f"--prism_location={tools.go_binary('prism')}", "--streaming"])
     pipeline = beam.Pipeline(options=options)
-    records = pipeline | "ReadFromKafkaPython" >> ReadFromKafkaPython(bootstrap, [topic], group_id)
+    records = pipeline | "ReadFromKafkaPython" >> ReadFromKafkaPython(bootstrap, [topic], group_id, client_security(None))
     _ = records | "WriteFile" >> beam.ParDo(_WriteFile(str(folder)))
     if timers is not None:
         _ = (records
@@ -249,7 +252,7 @@ def test_starts_at_the_groups_committed_offsets(stack_env: dict[str, str], topic
         offsets = sorted(o for p, o, *_ in produced if p == partition)
         assert len(offsets) >= 2, "the test needs at least two records per partition"
         committed[partition] = offsets[len(offsets) // 2]
-    group = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False)
+    group = KafkaConsumer(bootstrap_servers=bootstrap, **client_security(None), group_id=group_id, enable_auto_commit=False)
     try:
         group.commit({TopicPartition(topic, p): OffsetAndMetadata(o, None, -1) for p, o in committed.items()})
         expected = {r for r in produced if r[1] >= committed.get(r[0], 0)}

@@ -13,6 +13,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
 from ccas.kafka_admin import admin_client
+from core.kafka import client_security
 from pipeline.model import SourcePosition
 from pipeline.transforms.commit import CommitOffsets, advance
 
@@ -31,7 +32,8 @@ def transactional_topic(stack_env: dict[str, str]) -> str:
     admin = admin_client(stack_env["CCAS_KAFKA_BOOTSTRAP"])
     admin.create_topics([NewTopic(topic, 1, 1)])
     admin.close()
-    producer = KafkaProducer(bootstrap_servers=stack_env["CCAS_KAFKA_BOOTSTRAP"], transactional_id=f"tx-{topic}",
+    producer = KafkaProducer(bootstrap_servers=stack_env["CCAS_KAFKA_BOOTSTRAP"], **client_security(None),
+                             transactional_id=f"tx-{topic}",
                              compression_type="lz4")
     producer.init_transactions()
     for batch in range(3):
@@ -53,7 +55,7 @@ def _run(bootstrap: str, group: str, topic: str, offsets_in_arrival_order: list[
     p.options.view_as(StandardOptions).streaming = True
     with p:
         _ = p | stream | CommitOffsets(bootstrap, group)
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, **client_security(None), group_id=group, enable_auto_commit=False)
     try:
         return consumer.committed(TopicPartition(topic, 0))
     finally:
