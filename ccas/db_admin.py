@@ -63,7 +63,17 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
+    """Migrate, then grant each component's role what it may do on the tables now there (ccas/db_roles.py)."""
+    import psycopg2
+
+    from ccas import db_roles
+
     command.upgrade(alembic_config(url), revision)
+    connection = psycopg2.connect(url)
+    try:
+        db_roles.grant(connection)
+    finally:
+        connection.close()
 
 
 def downgrade(url: str, revision: str = "base") -> None:

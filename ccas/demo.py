@@ -153,10 +153,12 @@ def run(args: argparse.Namespace) -> int:
         apps["poller"] = App("poller", ccas_command("poller", "--interval", "10", "--settle", "5",
                                                     # Windows are on start time: look back past the longest call.
                                                     "--lookback", str(int(args.duration_max) + 60),
-                                                    "--metrics-port", str(p.poller_metrics)), logs / "poller.log").start()
+                                                    "--metrics-port", str(p.poller_metrics)), logs / "poller.log",
+                             env=settings.component_env("poller", os.environ["CCAS_DATABASE_URL"])).start()
         pipeline = pipeline_command("--runner=DirectRunner", f"--kafka_io={args.kafka_io}",
                                     f"--metrics_port={p.pipeline_metrics}", f"--skill_languages={skill_languages()}")
-        apps["pipeline"] = App("pipeline", pipeline, logs / "pipeline.log", env=token).start()
+        apps["pipeline"] = App("pipeline", pipeline, logs / "pipeline.log",
+                               env={**token, **settings.component_env("pipeline", os.environ["CCAS_DATABASE_URL"])}).start()
         print(f"demo: mock recorder (seed {seed}, {args.calls_per_minute:g} calls/min), scoring service (ASR: {args.asr}), "
               f"poller and pipeline ({args.kafka_io} Kafka reader) running; waiting for {args.calls} scored calls …", flush=True)
         pipeline_started = time.monotonic()

@@ -94,6 +94,45 @@ def kafka_password_variable(component: str) -> str:
     return f"CCAS_KAFKA_PASSWORD_{component.upper().replace('-', '_')}"
 
 
+DATABASE_COMPONENTS = ("pipeline", "poller", "ops", "console")  # each logs in as ccas_<component> (ccas/db_roles.py)
+# S3 identities besides the stack's admin one (bucket set-up only); what each may do: ccas/stack/seaweedfs.py.
+S3_COMPONENTS = ("pipeline", "console")
+
+
+def s3_identity_env(component: str, secret: dict[str, str] | None = None) -> dict[str, str]:
+    """CCAS_S3_ACCESS_KEY and CCAS_S3_SECRET_KEY of one component's S3 identity on the local stack."""
+    if component not in S3_COMPONENTS:
+        raise ValueError(f"no S3 identity for {component!r} (one of {', '.join(S3_COMPONENTS)})")
+    values = secret or load_secrets()
+    return {"CCAS_S3_ACCESS_KEY": values[f"CCAS_S3_ACCESS_KEY_{component.upper()}"],
+            "CCAS_S3_SECRET_KEY": values[f"CCAS_S3_SECRET_KEY_{component.upper()}"]}
+
+
+def component_env(component: str, database_url: str) -> dict[str, str]:
+    """One component's own Kafka principal, database role (on `database_url`'s database) and S3 identity on the local
+    stack, as far as it has each: least privilege, as deployed (docs/security.md)."""
+    env = {**kafka_principal_env(component)} if component in KAFKA_COMPONENTS else {}
+    if component in DATABASE_COMPONENTS:
+        env["CCAS_DATABASE_URL"] = database_role_url(database_url, component)
+    return {**env, **(s3_identity_env(component) if component in S3_COMPONENTS else {})}
+
+
+def database_password_variable(component: str) -> str:
+    return f"CCAS_DB_PASSWORD_{component.upper()}"
+
+
+def database_role_url(url: str, component: str, secret: dict[str, str] | None = None) -> str:
+    """`url` (the schema owner's, as `ccas env` gives it) with the user and password of one component's role."""
+    from urllib.parse import quote, urlsplit, urlunsplit
+
+    if component not in DATABASE_COMPONENTS:
+        raise ValueError(f"no database role for {component!r} (one of {', '.join(DATABASE_COMPONENTS)})")
+    password = (secret or load_secrets())[database_password_variable(component)]
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"ccas_{component}:{quote(password, safe='')}@{host}"))
+
+
 def secrets_file() -> Path:
     return stack_dir() / "secrets.env"
 
@@ -110,6 +149,10 @@ def _generate_secrets() -> dict[str, str]:
         "CCAS_PII_HMAC_KEY": secrets.token_urlsafe(32),
         "CCAS_OPS_ADMIN_TOKEN": secrets.token_urlsafe(32),
         **{kafka_password_variable(component): secrets.token_urlsafe(24) for component in KAFKA_COMPONENTS},
+        **{database_password_variable(component): secrets.token_urlsafe(24) for component in DATABASE_COMPONENTS},
+        **{key: value for component in S3_COMPONENTS for key, value in (
+            (f"CCAS_S3_ACCESS_KEY_{component.upper()}", f"ccas{component}" + secrets.token_hex(6)),
+            (f"CCAS_S3_SECRET_KEY_{component.upper()}", secrets.token_urlsafe(30)))},
     }
 
 
@@ -187,4 +230,18 @@ def local_stack_env() -> dict[str, str]:
         if secret.get("CCAS_OPS_ADMIN_TOKEN"):
             ops_tokens.append(f"dev-admin:admin:{secret['CCAS_OPS_ADMIN_TOKEN']}")
         env["CCAS_OPS_TOKENS"] = ",".join(ops_tokens)
+        # The broker takes TLS + SCRAM only. The shell and the tests act as `admin`; the demo gives each process its own
+        # principal (kafka_principal_env), whose ACLs allow only what that component does (ccas/kafka_acls.py).
+        env["CCAS_KAFKA_SECURITY_PROTOCOL"] = "SASL_SSL"
+        env["CCAS_KAFKA_CA_FILE"] = ca
+        if secret.get(kafka_password_variable("admin")):
+            env.update(kafka_principal_env("admin", secret))
     return env
+
+
+def kafka_principal_env(component: str, secret: dict[str, str] | None = None) -> dict[str, str]:
+    """CCAS_KAFKA_USERNAME and CCAS_KAFKA_PASSWORD of one component's principal on the local stack."""
+    if component not in KAFKA_COMPONENTS:
+        raise ValueError(f"no Kafka principal {component!r} (one of {', '.join(KAFKA_COMPONENTS)})")
+    return {"CCAS_KAFKA_USERNAME": component,
+            "CCAS_KAFKA_PASSWORD": (secret or load_secrets())[kafka_password_variable(component)]}

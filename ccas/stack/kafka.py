@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import subprocess
 
-from ccas.stack import process, tools
+from ccas import settings
+from ccas.stack import process, tls, tools
 from ccas.stack.process import StackError
 from ccas.stack.service import Service
 
@@ -30,28 +31,49 @@ logger.org.level = WARN
 """
 
 
+BROKER_PRINCIPAL = "CN=ccas-kafka"  # the subject of the broker's certificate: its principal on the TLS listeners
+ADMIN_USER = "admin"
+
+
 class Kafka(Service):
     name = "kafka"
     start_timeout_s = 90.0
 
     def ports(self) -> dict[str, int]:
-        return {"broker": self.ports_all.kafka, "controller": self.ports_all.kafka_controller}
+        return {"broker": self.ports_all.kafka, "internal": self.ports_all.kafka_internal,
+                "controller": self.ports_all.kafka_controller}
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.ports_all.kafka}"
 
     def _server_properties(self) -> str:
-        port, controller = self.ports_all.kafka, self.ports_all.kafka_controller
+        port, internal, controller = self.ports_all.kafka, self.ports_all.kafka_internal, self.ports_all.kafka_controller
         return "\n".join([
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.bootstrap.servers=127.0.0.1:{controller}",
-            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+            # Clients: TLS + SCRAM, one principal per component. The broker's own traffic (to itself as controller and
+            # for transaction markers) and the stack's administration: TLS with the broker's certificate (mutual TLS).
+            f"listeners=CLIENT://127.0.0.1:{port},INTERNAL://127.0.0.1:{internal},CONTROLLER://127.0.0.1:{controller}",
+            f"advertised.listeners=CLIENT://127.0.0.1:{port},INTERNAL://127.0.0.1:{internal}",
             "controller.listener.names=CONTROLLER",
-            "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name=INTERNAL",
+            "listener.security.protocol.map=CLIENT:SASL_SSL,INTERNAL:SSL,CONTROLLER:SSL",
+            "ssl.keystore.type=PEM",
+            f"ssl.keystore.location={self.dir / 'keystore.pem'}",
+            "ssl.truststore.type=PEM",
+            f"ssl.truststore.location={tls.ca_file()}",
+            "ssl.endpoint.identification.algorithm=https",
+            "listener.name.internal.ssl.client.auth=required",
+            "listener.name.controller.ssl.client.auth=required",
+            "sasl.enabled.mechanisms=SCRAM-SHA-512",
+            "listener.name.client.sasl.enabled.mechanisms=SCRAM-SHA-512",
+            "listener.name.client.scram-sha-512.sasl.jaas.config="
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            f"super.users=User:{BROKER_PRINCIPAL};User:{ADMIN_USER}",
+            "allow.everyone.if.no.acl.found=false",
             "offsets.topic.replication.factor=1",
             "offsets.topic.num.partitions=12",
             "transaction.state.log.replication.factor=1",
@@ -67,6 +89,10 @@ class Kafka(Service):
 
     def prepare(self) -> None:
         self.libs = tools.maven_classpath("kafka-pom.xml")
+        cert, key = tls.server_certificate("kafka")
+        keystore = self.dir / "keystore.pem"
+        keystore.touch(mode=0o600)
+        keystore.write_bytes(key.read_bytes() + cert.read_bytes())
         config = self.dir / "server.properties"
         config.write_text(self._server_properties())
         (self.dir / "log4j2.properties").write_text(_LOG4J2.format(log_dir=self.dir))
@@ -93,15 +119,36 @@ class Kafka(Service):
                 f"-Dkafka.logs.dir={self.dir}", "-cp", f"{self.libs}/*", "kafka.Kafka", str(self.dir / "server.properties")]
         process.spawn(argv, self.log_file, self.pid_file)
 
+    def admin_config(self) -> dict[str, object]:
+        """kafka-python settings of the stack's own administration: the internal listener, the broker's certificate."""
+        cert, key = tls.server_certificate("kafka")
+        return {"bootstrap_servers": f"127.0.0.1:{self.ports_all.kafka_internal}", "security_protocol": "SSL",
+                "ssl_cafile": str(tls.ca_file()), "ssl_certfile": str(cert), "ssl_keyfile": str(key)}
+
+    def after_start(self) -> None:
+        """Each component's SCRAM user (password from the secrets file) and its least-privilege ACLs."""
+        from kafka import KafkaAdminClient
+
+        from ccas import kafka_acls
+
+        secret = settings.load_secrets()
+        passwords = {component: secret[settings.kafka_password_variable(component)]
+                     for component in settings.KAFKA_COMPONENTS}
+        admin = KafkaAdminClient(client_id="ccas-stack-acls", request_timeout_ms=15000, **self.admin_config())
+        try:
+            kafka_acls.apply(admin, passwords)
+        finally:
+            admin.close()
+
     def probe(self) -> str:
         from kafka import KafkaAdminClient
 
         if not process.port_in_use(self.ports_all.kafka):
             raise StackError(f"port {self.ports_all.kafka} is not accepting connections")
-        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=3000, client_id="ccas-stack-probe")
+        admin = KafkaAdminClient(request_timeout_ms=3000, client_id="ccas-stack-probe", **self.admin_config())
         try:
             topics = admin.list_topics()
             brokers = admin.describe_cluster()["brokers"]
         finally:
             admin.close()
-        return f"{len(brokers)} broker(s), {len([t for t in topics if not t.startswith('__')])} topic(s)"
+        return f"{len(brokers)} broker(s), {len([t for t in topics if not t.startswith('__')])} topic(s); TLS + SCRAM"

@@ -112,6 +112,13 @@ class Postgres(Service):
             self._psql(f"CREATE ROLE {DB_USER} LOGIN CREATEDB PASSWORD '{password}'")
         if self._psql(f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}'") != "1":
             self._psql(f"CREATE DATABASE {DB_NAME} OWNER {DB_USER}")
+        # One login role per component; what each may do is granted by every `db migrate` (ccas/db_roles.py).
+        secret = settings.load_secrets()
+        for component in settings.DATABASE_COMPONENTS:
+            role = f"ccas_{component}"
+            quoted = secret[settings.database_password_variable(component)].replace("'", "''")
+            verb = "ALTER" if self._psql(f"SELECT 1 FROM pg_roles WHERE rolname = '{role}'") == "1" else "CREATE"
+            self._psql(f"{verb} ROLE {role} LOGIN NOCREATEDB NOCREATEROLE PASSWORD '{quoted}'")
 
     def probe(self) -> str:
         import psycopg2

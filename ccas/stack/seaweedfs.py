@@ -10,6 +10,15 @@ from ccas.stack import process, tls, tools
 from ccas.stack.service import Service
 
 S3_IDENTITY = "ccas"
+PIPELINE_PREFIXES = ("raw/", "transcripts/")  # recordings and transcripts: the pipeline's whole footprint in the bucket
+
+
+def component_actions(bucket: str) -> dict[str, list[str]]:
+    """What each component's identity may do (settings.S3_COMPONENTS): no Admin, nothing outside its objects."""
+    return {
+        "pipeline": [f"{action}:{bucket}/{prefix}*" for prefix in PIPELINE_PREFIXES for action in ("Read", "Write", "Tagging")],
+        "console": [f"Read:{bucket}/*"],  # listens to recordings, reads transcripts: get only
+    }
 
 
 class SeaweedFS(Service):
@@ -27,11 +36,14 @@ class SeaweedFS(Service):
     def prepare(self) -> None:
         self.binary = tools.go_binary("weed")
         secret = settings.load_secrets()
-        identities = {"identities": [{
-            "name": S3_IDENTITY,
-            "credentials": [{"accessKey": secret["CCAS_S3_ACCESS_KEY"], "secretKey": secret["CCAS_S3_SECRET_KEY"]}],
-            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-        }]}
+        identities = {"identities": [
+            {"name": S3_IDENTITY, "actions": ["Admin", "Read", "Write", "List", "Tagging"],  # bucket set-up, the tests
+             "credentials": [{"accessKey": secret["CCAS_S3_ACCESS_KEY"], "secretKey": secret["CCAS_S3_SECRET_KEY"]}]},
+            *({"name": f"ccas-{component}", "actions": actions, "credentials": [{
+                "accessKey": secret[f"CCAS_S3_ACCESS_KEY_{component.upper()}"],
+                "secretKey": secret[f"CCAS_S3_SECRET_KEY_{component.upper()}"]}]}
+              for component, actions in component_actions(settings.S3_BUCKET_DEV).items()),
+        ]}
         config = self.dir / "s3-identities.json"
         fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:

@@ -20,7 +20,7 @@ from kafka import KafkaConsumer, TopicPartition
 from ccas import settings
 from ccas.stack import process
 from ccas.stack.cli import SERVICE_TYPES
-from core.kafka import producer
+from core.kafka import KafkaSecurity, producer
 from core.s3 import s3_client
 
 pytestmark = pytest.mark.integration
@@ -88,10 +88,11 @@ def test_down_stops_every_process_and_up_restores_the_data(second_stack) -> None
         cursor.execute("INSERT INTO survives VALUES ('kept')")
     connection.close()
     # One broker: the stack's own replication settings, as `ccas env` gives them.
-    admin_env = {**env, **{key: stack[key] for key in ("CCAS_KAFKA_BOOTSTRAP", "CCAS_KAFKA_REPLICATION_FACTOR",
-                                                       "CCAS_KAFKA_MIN_INSYNC_REPLICAS")}}
+    admin_env = {**env, **{key: value for key, value in stack.items() if key.startswith("CCAS_KAFKA_")}}
     assert _ccas(admin_env, "kafka", "bootstrap").returncode == 0
-    send = producer(stack["CCAS_KAFKA_BOOTSTRAP"])
+    security = KafkaSecurity(stack["CCAS_KAFKA_SECURITY_PROTOCOL"], "SCRAM-SHA-512", stack["CCAS_KAFKA_USERNAME"],
+                             stack["CCAS_KAFKA_PASSWORD"], stack["CCAS_KAFKA_CA_FILE"])  # this stack's own CA and admin
+    send = producer(stack["CCAS_KAFKA_BOOTSTRAP"], security=security)
     sent = send.send("calls.raw", key=b"k1", value=json.dumps({"kept": True}).encode()).get(timeout=30)
     send.close()
     s3 = s3_client(stack["CCAS_S3_ENDPOINT"], stack["CCAS_S3_ACCESS_KEY"], stack["CCAS_S3_SECRET_KEY"],
@@ -112,7 +113,8 @@ def test_down_stops_every_process_and_up_restores_the_data(second_stack) -> None
         cursor.execute("SELECT note FROM survives")
         assert cursor.fetchall() == [("kept",)]
     connection.close()
-    consumer = KafkaConsumer(bootstrap_servers=stack["CCAS_KAFKA_BOOTSTRAP"], consumer_timeout_ms=20000)
+    consumer = KafkaConsumer(bootstrap_servers=stack["CCAS_KAFKA_BOOTSTRAP"], **security.python_config(),
+                             consumer_timeout_ms=20000)
     partition = TopicPartition("calls.raw", sent.partition)
     consumer.assign([partition])
     consumer.seek(partition, sent.offset)

@@ -22,7 +22,9 @@ import requests
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
+from ccas import settings as stack_settings
 from ccas.stack import tools
+from core.kafka import client_security
 from tests.deploy.product import (
     REPO_ROOT,
     Process,
@@ -49,9 +51,15 @@ def installed(ccas_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     return create_venv(tmp_path_factory.mktemp("installed") / "venv", ccas_wheel)
 
 
+def _kafka_as(stack_env: dict[str, str], component: str) -> dict[str, str]:
+    """The Kafka settings of one component, spelled out: TLS and that component's SCRAM user (least-privilege ACLs)."""
+    return {"CCAS_KAFKA_BOOTSTRAP": stack_env["CCAS_KAFKA_BOOTSTRAP"], "CCAS_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "CCAS_KAFKA_CA_FILE": stack_env["CCAS_KAFKA_CA_FILE"], **stack_settings.kafka_principal_env(component)}
+
+
 def _group_at_end_of_input(bootstrap: str, group: str) -> dict[int, int]:
     """Commit the group at the current end of calls.raw, so the job reads only what is published from now on."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, **client_security(None), group_id=group, enable_auto_commit=False)
     try:
         partitions = [TopicPartition(INPUT_TOPIC, p) for p in sorted(consumer.partitions_for_topic(INPUT_TOPIC))]
         ends = consumer.end_offsets(partitions)
@@ -63,7 +71,7 @@ def _group_at_end_of_input(bootstrap: str, group: str) -> dict[int, int]:
 
 def _delete_group(bootstrap: str, group: str) -> None:
     try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="ccas-deploy-test")
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, **client_security(None), client_id="ccas-deploy-test")
         try:
             admin.delete_consumer_groups([group])
         finally:
@@ -130,7 +138,7 @@ def test_installed_product_scores_calls_end_to_end(installed: Path, workdir: Pat
             ops_token = uuid.uuid4().hex
             ops_api = start("ops-api", [str(installed / "ccas"), "ops-api", "--port", str(ops_port)],
                             {**ccas_env, "CCAS_OPS_TOKEN": ops_token, "CCAS_DATABASE_URL": database_url,
-                             "CCAS_KAFKA_BOOTSTRAP": bootstrap})
+                             **_kafka_as(stack_env, "ops")})
             prism = start("prism", [str(tools.go_binary("prism")), f"--job_port={job_port}", "--serve_http=false",
                                     "--log_level=warn"], ccas_env)
             # The pool starts each SDK worker as `python` from PATH: the installed venv's, with the installed package.
@@ -153,10 +161,12 @@ def test_installed_product_scores_calls_end_to_end(installed: Path, workdir: Pat
             call_ids = sorted(call["inum"] for call in planned)
             assert len(call_ids) == CALLS, f"the mock planned {call_ids}"
 
-            group = f"deploy-test-{tag}"
+            group = f"ccas-pipeline-deploy-{tag}"  # the pipeline principal may use ccas-pipeline* groups only
+
             _group_at_end_of_input(bootstrap, group)
             pipeline_env = {
-                **ccas_env, **recorder, "CCAS_KAFKA_BOOTSTRAP": bootstrap, "CCAS_DATABASE_URL": database_url,
+                **ccas_env, **recorder, **_kafka_as(stack_env, "pipeline"),
+                "CCAS_DATABASE_URL": stack_settings.database_role_url(database_url, "pipeline"),
                 "CCAS_S3_ENDPOINT": stack_env["CCAS_S3_ENDPOINT"], "CCAS_S3_BUCKET": stack_env["CCAS_S3_BUCKET"],
                 "CCAS_S3_ACCESS_KEY": stack_env["CCAS_S3_ACCESS_KEY"], "CCAS_S3_SECRET_KEY": stack_env["CCAS_S3_SECRET_KEY"],
                 "CCAS_S3_CA_FILE": stack_env["CCAS_S3_CA_FILE"], "CCAS_SCORING_URL": scoring_url,
@@ -172,8 +182,9 @@ def test_installed_product_scores_calls_end_to_end(installed: Path, workdir: Pat
             first_start = min(datetime.fromisoformat(call["started_at"]) for call in planned) - timedelta(minutes=1)
             poller = start("poller", [str(installed / "ccas"), "poller", "--once", "--from", first_start.isoformat(),
                                       "--to", (datetime.now(UTC) - timedelta(seconds=5)).isoformat(), "--metrics-port", "0",
-                                      "--transactional-id", f"deploy-test-poller-{tag}"],
-                           {**ccas_env, **recorder, "CCAS_KAFKA_BOOTSTRAP": bootstrap, "CCAS_DATABASE_URL": database_url})
+                                      "--transactional-id", f"ccas-poller-deploy-{tag}"],
+                           {**ccas_env, **recorder, **_kafka_as(stack_env, "poller"),
+                            "CCAS_DATABASE_URL": stack_settings.database_role_url(database_url, "poller")})
             code = poller.popen.wait(180)
             assert code == 0, f"the installed poller failed ({code}):\n{poller.tail()}"
             assert f"{CALLS} published" in poller.tail(5), poller.tail(10)
@@ -211,4 +222,4 @@ def test_installed_product_scores_calls_end_to_end(installed: Path, workdir: Pat
         finally:
             for process in reversed(processes):  # the pipeline first (it cancels its job), Prism and the pool after it
                 process.stop()
-            _delete_group(bootstrap, f"deploy-test-{tag}")
+            _delete_group(bootstrap, f"ccas-pipeline-deploy-{tag}")

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ccas import settings
 from ccas.apps import App, ccas_command, free_port, pipeline_command
 from tests.faults import report
 from tests.pipeline import e2e
@@ -86,7 +87,7 @@ class Flow:
             f"--scoring_url={self.services.scoring_url}", f"--metrics_port={free_port()}", "--download_backoff_s=1",
             "--scoring_backoff_s=0.5", "--restart=on-failure", *self.pipeline_args, *extra),
             e2e.LOG_DIR / f"{name}-{self.group}.log",
-            env={**self.services.scoring_env, "CCAS_DATABASE_URL": self.database_url}).start()
+            env={**self.services.scoring_env, **settings.component_env("pipeline", self.database_url)}).start()
         self.apps[name] = app
         return app
 
@@ -171,7 +172,7 @@ def flowing(stack_env: dict[str, str], *, pipeline_args: list[str] = (), poller:
     bootstrap = stack_env["CCAS_KAFKA_BOOTSTRAP"]
     try:
         with e2e.scratch_database(stack_env["CCAS_DATABASE_URL"]) as url:
-            group = f"faults-{uuid.uuid4().hex[:8]}"
+            group = f"ccas-pipeline-faults-{uuid.uuid4().hex[:8]}"
             start = e2e.end_offsets(bootstrap, "calls.raw")
             e2e.commit_group(bootstrap, group, "calls.raw", start)
             outputs = {topic: e2e.end_offsets(bootstrap, topic) for topic in ("scoring.results", *DLQ_TOPICS)}
@@ -181,9 +182,9 @@ def flowing(stack_env: dict[str, str], *, pipeline_args: list[str] = (), poller:
                 if poller:
                     flow.apps["poller"] = App("poller", ccas_command(
                         "poller", "--interval", "2", "--settle", "2", "--lookback", str(lookback_s), "--start", "-30",
-                        "--metrics-port", "0", "--transactional-id", f"faults-poller-{group}"),
+                        "--metrics-port", "0", "--transactional-id", f"ccas-poller-{group}"),
                         e2e.LOG_DIR / f"poller-{group}.log",
-                        env={"CCAS_AVAYA_URL": services.recorder_url, "CCAS_DATABASE_URL": url}).start()
+                        env={"CCAS_AVAYA_URL": services.recorder_url, **settings.component_env("poller", url)}).start()
                 e2e.wait_until(lambda: e2e.query(url, "SELECT count(*) FROM scoring_result")[0][0] > 0, 300,
                                "the first scored call", list(flow.apps.values()), interval_s=2)
                 yield flow

@@ -30,7 +30,7 @@ from ccas import db_admin, settings
 from ccas.apps import App, ccas_command, free_port, pipeline_command, scoring_token, wait_http
 from ccas.security import log_scan
 from ccas.stack import tls
-from core.kafka import producer
+from core.kafka import client_security, producer
 from core.s3 import s3_client
 
 LOG_DIR = settings.stack_dir() / "test-e2e"
@@ -87,7 +87,7 @@ def query(url: str, sql: str, params: Any = None) -> list[tuple]:
 
 
 def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, **client_security(None))
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
         return {tp.partition: offset for tp, offset in consumer.end_offsets(partitions).items()}
@@ -96,7 +96,7 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
 
 
 def commit_group(bootstrap: str, group: str, topic: str, offsets: dict[int, int]) -> None:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, **client_security(None), group_id=group, enable_auto_commit=False)
     try:
         consumer.commit({TopicPartition(topic, p): OffsetAndMetadata(o, "", -1) for p, o in offsets.items()})
     finally:
@@ -104,7 +104,7 @@ def commit_group(bootstrap: str, group: str, topic: str, offsets: dict[int, int]
 
 
 def committed(bootstrap: str, group: str, topic: str, partitions: list[int]) -> dict[int, int | None]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, **client_security(None), group_id=group, enable_auto_commit=False)
     try:
         return {p: consumer.committed(TopicPartition(topic, p)) for p in partitions}
     finally:
@@ -114,7 +114,8 @@ def committed(bootstrap: str, group: str, topic: str, partitions: list[int]) -> 
 def read_since(bootstrap: str, topic: str, since: dict[int, int], with_positions: bool = False) -> list[Any]:
     """Every committed value of `topic` from the given per-partition offsets to the current end
     (as (partition, offset, value) with with_positions)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed",
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, **client_security(None),
+                             enable_auto_commit=False, isolation_level="read_committed",
                              consumer_timeout_ms=3000)
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
@@ -200,8 +201,9 @@ def start_services(seed: int, count: int, extra_mock_args: list[str] = (), calls
 
 def poll_once(services: Services, database_url: str, window_start: datetime, window_end: datetime) -> str:
     app = App("poller", ccas_command("poller", "--once", "--from", window_start.isoformat(), "--to", window_end.isoformat(),
-                                     "--metrics-port", "0", "--transactional-id", f"e2e-poller-{uuid.uuid4().hex[:8]}"),
-              LOG_DIR / "poller.log", env={"CCAS_AVAYA_URL": services.recorder_url, "CCAS_DATABASE_URL": database_url})
+                                     "--metrics-port", "0", "--transactional-id", f"ccas-poller-e2e-{uuid.uuid4().hex[:8]}"),
+              LOG_DIR / "poller.log",
+              env={"CCAS_AVAYA_URL": services.recorder_url, **settings.component_env("poller", database_url)})
     app.start()
     code = app.popen.wait(180)
     assert code == 0, f"poller --once failed ({code}):\n{app.tail()}"
@@ -214,7 +216,8 @@ def start_pipeline(services: Services, database_url: str, group: str, kafka_io: 
         *runner, f"--kafka_io={kafka_io}", f"--consumer_group={group}",
         f"--avaya_url={services.recorder_url}", f"--scoring_url={services.scoring_url}", f"--metrics_port={free_port()}",
         "--download_backoff_s=1", "--scoring_backoff_s=0.5", *extra), LOG_DIR / log_name,
-        env={**services.scoring_env, "CCAS_DATABASE_URL": database_url}).start()  # the URL holds a password: not in argv
+        # Secrets in the environment, never argv; the pipeline's own Kafka principal, database role and S3 identity.
+        env={**services.scoring_env, **settings.component_env("pipeline", database_url)}).start()
 
 
 def stack_logs() -> list[Path]:
@@ -277,7 +280,7 @@ def run_to_completion(scenario: dict, kafka_io: str, database_url: str, *, kill_
 
     quiet_topic=False: others may publish to calls.raw meanwhile, so the group may rightly commit past the scenario's end;
     only "past every input message" is checked then."""
-    group = f"e2e-{kafka_io}-{uuid.uuid4().hex[:8]}"
+    group = f"ccas-pipeline-e2e-{kafka_io}-{uuid.uuid4().hex[:8]}"
     commit_group(scenario["bootstrap"], group, "calls.raw", scenario["start"])
     outputs_start = {topic: end_offsets(scenario["bootstrap"], topic) for topic in OUTPUT_TOPICS}
     good = len(scenario["inums"]) - 2

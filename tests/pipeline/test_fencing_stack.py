@@ -60,7 +60,7 @@ def _rival_waiting(database_url: str, group: str) -> tuple[psycopg2.extensions.c
 
 
 def test_one_holder_per_group_and_a_standby_takes_over_when_it_is_released(database: str) -> None:
-    group = f"fence-{uuid.uuid4().hex[:8]}"
+    group = f"ccas-pipeline-fence-{uuid.uuid4().hex[:8]}"
     first, second, other_group = GroupLock(database, group), GroupLock(database, group), GroupLock(database, group + "-b")
     never = threading.Event()
     try:
@@ -101,7 +101,7 @@ def _watched_lock(database: str, group: str) -> Iterator[tuple[LockWatch, list[s
 
 
 def test_a_lock_lost_with_its_session_is_taken_back(database: str) -> None:
-    group = f"fence-{uuid.uuid4().hex[:8]}"
+    group = f"ccas-pipeline-fence-{uuid.uuid4().hex[:8]}"
     with _watched_lock(database, group) as (watch, lost):
         old = _backend_of(database, group)
         _terminate(database, old)  # what a PostgreSQL restart does to every session
@@ -111,7 +111,7 @@ def test_a_lock_lost_with_its_session_is_taken_back(database: str) -> None:
 
 
 def test_a_lock_taken_by_another_pipeline_meanwhile_stops_the_holder(database: str) -> None:
-    group = f"fence-{uuid.uuid4().hex[:8]}"
+    group = f"ccas-pipeline-fence-{uuid.uuid4().hex[:8]}"
     with _watched_lock(database, group) as (watch, lost):
         rival, got = _rival_waiting(database, group)
         try:
@@ -127,7 +127,7 @@ def test_a_lock_taken_by_another_pipeline_meanwhile_stops_the_holder(database: s
 
 
 def test_a_second_pipeline_on_the_group_exits_3_and_a_standby_takes_over(stack_env: dict[str, str], database: str) -> None:
-    group = f"fence-{uuid.uuid4().hex[:8]}"
+    group = f"ccas-pipeline-fence-{uuid.uuid4().hex[:8]}"
     bootstrap = stack_env["CCAS_KAFKA_BOOTSTRAP"]
     e2e.commit_group(bootstrap, group, "calls.raw", e2e.end_offsets(bootstrap, "calls.raw"))
     services = e2e.Services(stack_env["CCAS_AVAYA_URL"], stack_env["CCAS_SCORING_URL"])
@@ -163,7 +163,7 @@ def test_a_second_pipeline_on_the_group_exits_3_and_a_standby_takes_over(stack_e
 
 def test_a_running_pipeline_takes_its_lock_back_after_a_postgresql_restart_and_stops_once_another_took_it(
         stack_env: dict[str, str], database: str) -> None:
-    group = f"fence-{uuid.uuid4().hex[:8]}"
+    group = f"ccas-pipeline-fence-{uuid.uuid4().hex[:8]}"
     bootstrap = stack_env["CCAS_KAFKA_BOOTSTRAP"]
     e2e.commit_group(bootstrap, group, "calls.raw", e2e.end_offsets(bootstrap, "calls.raw"))
     services = e2e.Services(stack_env["CCAS_AVAYA_URL"], stack_env["CCAS_SCORING_URL"])

@@ -49,7 +49,7 @@ def scenario(stack_env: dict[str, str]) -> Iterator[dict]:
 def test_flink_runner_survives_a_taskmanager_kill_9(cluster: Flink, scenario: dict) -> None:
     runner = ["--runner=FlinkRunner", f"--flink_master={flink_master()}", "--flink_version=1.20", "--parallelism=2",
               "--checkpointing_interval=5000", "--environment_type=EXTERNAL", f"--environment_config={worker_pool_endpoint()}"]
-    group = f"e2e-flink-{uuid.uuid4().hex[:8]}"
+    group = f"ccas-pipeline-flink-{uuid.uuid4().hex[:8]}"
     e2e.commit_group(scenario["bootstrap"], group, "calls.raw", scenario["start"])
     outputs_start = {topic: e2e.end_offsets(scenario["bootstrap"], topic) for topic in e2e.OUTPUT_TOPICS}
     good = len(scenario["inums"]) - 2

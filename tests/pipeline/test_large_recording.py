@@ -30,7 +30,7 @@ def test_50_mb_recording_with_flat_worker_memory(stack_env: dict[str, str]) -> N
         warm, large = calls[:-1], calls[-1]
         services.configure_recorder({"long_inums": {large["inum"]: LONG_SECONDS}})
         bootstrap = stack_env["CCAS_KAFKA_BOOTSTRAP"]
-        group = f"e2e-large-{uuid.uuid4().hex[:8]}"
+        group = f"ccas-pipeline-large-{uuid.uuid4().hex[:8]}"
         e2e.commit_group(bootstrap, group, "calls.raw", e2e.end_offsets(bootstrap, "calls.raw"))
         with e2e.scratch_database(stack_env["CCAS_DATABASE_URL"]) as url:
             first = datetime.fromisoformat(warm[0]["started_at"]) - timedelta(seconds=30)

@@ -41,7 +41,7 @@ def _tree(pid: int) -> dict[int, int]:
 
 
 def test_a_child_killed_with_sigkill_is_cleaned_up_restarted_and_counted(stack_env: dict[str, str], database: str) -> None:
-    group = f"supervised-{uuid.uuid4().hex[:8]}"
+    group = f"ccas-pipeline-supervised-{uuid.uuid4().hex[:8]}"
     bootstrap = stack_env["CCAS_KAFKA_BOOTSTRAP"]
     e2e.commit_group(bootstrap, group, "calls.raw", e2e.end_offsets(bootstrap, "calls.raw"))
     services = e2e.Services(stack_env["CCAS_AVAYA_URL"], stack_env["CCAS_SCORING_URL"])

@@ -41,7 +41,7 @@ def run(stack_env: dict[str, str]) -> Iterator[dict[str, Any]]:
         with e2e.scratch_database(stack_env["CCAS_DATABASE_URL"]) as url:
             start = e2e.end_offsets(bootstrap, "calls.raw")
             outputs_start = e2e.end_offsets(bootstrap, "scoring.results")
-            group = f"e2e-dlq-{uuid.uuid4().hex[:8]}"
+            group = f"ccas-pipeline-dlq-{uuid.uuid4().hex[:8]}"
             e2e.commit_group(bootstrap, group, "calls.raw", start)
             first = min(datetime.fromisoformat(call["started_at"]) for call in planned) - timedelta(minutes=1)
             e2e.poll_once(services, url, first, datetime.now(UTC) - timedelta(seconds=5))

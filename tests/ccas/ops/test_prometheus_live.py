@@ -48,7 +48,7 @@ def system(stack_env: dict[str, str]) -> Iterator[dict[str, Any]]:
     assert not busy, f"ports {busy} are in use (is `ccas demo` running?); this test needs them for the scrape targets"
     seed = random.randrange(10_000, 99_999)
     bootstrap = stack_env["CCAS_KAFKA_BOOTSTRAP"]
-    group = f"ccas-live-{uuid.uuid4().hex[:8]}"  # the lag exporter reports ccas-* groups
+    group = f"ccas-pipeline-live-{uuid.uuid4().hex[:8]}"  # the pipeline principal's groups; the lag exporter reports ccas-*
     mock_port = free_port()
     logs = e2e.LOG_DIR
     start = (datetime.now(UTC) - timedelta(minutes=30)).isoformat()
