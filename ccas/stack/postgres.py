@@ -112,6 +112,8 @@ class Postgres(Service):
             self._psql(f"CREATE ROLE {DB_USER} LOGIN CREATEDB PASSWORD '{password}'")
         if self._psql(f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}'") != "1":
             self._psql(f"CREATE DATABASE {DB_NAME} OWNER {DB_USER}")
+        # The owner administers the components' sessions too: `DROP DATABASE … WITH (FORCE)` and a fencing test end them.
+        self._psql(f"GRANT pg_signal_backend TO {DB_USER}")
         # One login role per component; what each may do is granted by every `db migrate` (ccas/db_roles.py).
         secret = settings.load_secrets()
         for component in settings.DATABASE_COMPONENTS:
