@@ -102,7 +102,7 @@ def main(argv: list[str]) -> int:
     _log_like_alembic_ini()
     try:
         if args.command == "migrate":
-            command.upgrade(alembic_config(url), args.revision)
+            upgrade(url, args.revision)  # and the components' grants (ccas/db_roles.py)
         elif args.command == "downgrade":
             command.downgrade(alembic_config(url), args.revision)
         else:
