@@ -14,6 +14,7 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
+from core.kafka import KafkaSecurity
 from core.pii import customer_key
 from core.s3 import s3_client
 from pipeline.io.database import Database
@@ -48,7 +49,8 @@ def world(stack_env: dict[str, str]) -> Iterator[dict[str, Any]]:
                 scoring_url=services.scoring_url, download_concurrency=4, scoring_concurrency=2, download_attempts=2,
                 download_backoff_s=0.05, scoring_attempts=2, scoring_backoff_s=0.05, dedup_ttl_s=60, metrics_host="127.0.0.1",
                 metrics_port=0, pii_hmac_key=PII_HMAC_KEY, scoring_token=services.scoring_token,
-                scoring_ca_file=services.scoring_env["CCAS_SCORING_CA_FILE"])
+                scoring_ca_file=services.scoring_env["CCAS_SCORING_CA_FILE"],
+                kafka_security=KafkaSecurity.from_environment())  # the stack's TLS + SCRAM (as `admin`)
             yield {"services": services, "calls": calls, "config": config, "env": stack_env}
     finally:
         services.stop()
