@@ -6,95 +6,36 @@ client without the CA fail; the token is still checked over TLS.
 
 from __future__ import annotations
 
-import datetime as dt
 import io
-import ipaddress
 import os
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from audio.wav import wav_bytes
 from callgen import plan_call, render_call
+from ccas.apps import free_port
 from pipeline.io.resilience import UNAVAILABLE, classify
 from pipeline.io.scoring_client import ScoringAuthFailed, ScoringClient, ScoringUnavailable
+from tests.pki import Pki, throwaway_pki
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "tls-test-token-0123456789abcdef"
 
 
-@dataclass(frozen=True)
-class Pki:
-    ca: Path
-    cert: Path
-    key: Path
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def _write_pki(folder: Path) -> Pki:
-    """A CA and a server certificate for 127.0.0.1 / localhost it signed, both valid for a day."""
-    now = dt.datetime.now(dt.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_cert = (
-        x509.CertificateBuilder().subject_name(_name("ccas test CA")).issuer_name(_name("ccas test CA"))
-        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
-                                     data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                                     encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder().subject_name(_name("127.0.0.1")).issuer_name(ca_cert.subject)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                                                    x509.DNSName("localhost")]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    pki = Pki(folder / "ca.pem", folder / "server.pem", folder / "server.key")
-    pki.ca.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    pki.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    pki.key.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))
-    pki.key.chmod(0o600)
-    return pki
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return _write_pki(tmp_path_factory.mktemp("pki"))
+    return throwaway_pki(tmp_path_factory.mktemp("stack"), "scoring")
 
 
 @pytest.fixture(scope="module")
 def port(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("tls-svc") / "service.log"
     env = {**os.environ, "CCAS_SCORING_TOKEN": TOKEN, "CCAS_SCORING_TLS_CERT_FILE": str(pki.cert),
            "CCAS_SCORING_TLS_KEY_FILE": str(pki.key)}

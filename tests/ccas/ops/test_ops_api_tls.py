@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,46 +11,35 @@ import requests
 
 from ccas.apps import App, ccas_command, free_port, wait_http
 from ccas.ops.settings import OpsSettings
-from ccas.stack import tls
 from core.config import ConfigurationError, load
+from tests.pki import Pki, throwaway_pki
 
 TOKEN = "ops-tls-test-token-0123456789"
 UNUSED_DATABASE = "postgresql://nobody@127.0.0.1:9/none"  # /healthz and a refused /v1 never reach it
 
 
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """A throwaway stack folder: its CA and an `ops-api` certificate, made the way `stack up` makes the others."""
-    folder = tmp_path_factory.mktemp("stack")
-    saved = os.environ.get("CCAS_STACK_DIR")
-    os.environ["CCAS_STACK_DIR"] = str(folder)
-    try:
-        cert, key = tls.server_certificate("ops-api")
-        yield {"ca": str(tls.ca_file()), "cert": str(cert), "key": str(key)}
-    finally:
-        if saved is None:
-            os.environ.pop("CCAS_STACK_DIR")
-        else:
-            os.environ["CCAS_STACK_DIR"] = saved
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return throwaway_pki(tmp_path_factory.mktemp("stack"), "ops-api")
 
 
 @pytest.fixture(scope="module")
-def api(pki: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def api(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     app = App("ops-api-tls", ccas_command("ops-api", "--port", str(port)), tmp_path_factory.mktemp("log") / "ops-api.log",
-              env={"CCAS_OPS_TOKENS": f"ann:viewer:{TOKEN}", "CCAS_OPS_API_TLS_CERT_FILE": pki["cert"],
-                   "CCAS_OPS_API_TLS_KEY_FILE": pki["key"], "CCAS_KAFKA_BOOTSTRAP": "127.0.0.1:9",
+              env={"CCAS_OPS_TOKENS": f"ann:viewer:{TOKEN}", "CCAS_OPS_API_TLS_CERT_FILE": str(pki.cert),
+                   "CCAS_OPS_API_TLS_KEY_FILE": str(pki.key), "CCAS_KAFKA_BOOTSTRAP": "127.0.0.1:9",
                    "CCAS_DATABASE_URL": UNUSED_DATABASE}).start()
     try:
-        wait_http(f"https://127.0.0.1:{port}/healthz", 60, app, pki["ca"])
+        wait_http(f"https://127.0.0.1:{port}/healthz", 60, app, str(pki.ca))
         yield f"127.0.0.1:{port}"
     finally:
         app.stop()
 
 
-def test_https_with_the_ca_answers_and_still_wants_the_token(api: str, pki: dict[str, str]) -> None:
-    assert requests.get(f"https://{api}/healthz", verify=pki["ca"], timeout=10).status_code == 200
-    assert requests.get(f"https://{api}/v1/dlq", verify=pki["ca"], timeout=10).status_code == 401, "TLS is no credential"
+def test_https_with_the_ca_answers_and_still_wants_the_token(api: str, pki: Pki) -> None:
+    assert requests.get(f"https://{api}/healthz", verify=str(pki.ca), timeout=10).status_code == 200
+    assert requests.get(f"https://{api}/v1/dlq", verify=str(pki.ca), timeout=10).status_code == 401, "TLS is no credential"
 
 
 def test_plain_http_to_the_tls_port_fails(api: str) -> None:
@@ -64,19 +52,19 @@ def test_a_client_without_the_ca_fails_verification(api: str) -> None:
         requests.get(f"https://{api}/healthz", timeout=10)
 
 
-def test_half_a_tls_configuration_is_refused(monkeypatch: pytest.MonkeyPatch, pki: dict[str, str],
+def test_half_a_tls_configuration_is_refused(monkeypatch: pytest.MonkeyPatch, pki: Pki,
                                               tmp_path: Path) -> None:
     monkeypatch.setenv("CCAS_OPS_TOKEN", TOKEN)
     monkeypatch.setenv("CCAS_KAFKA_BOOTSTRAP", "127.0.0.1:9")
     monkeypatch.setenv("CCAS_DATABASE_URL", UNUSED_DATABASE)
-    monkeypatch.setenv("CCAS_OPS_API_TLS_CERT_FILE", pki["cert"])
+    monkeypatch.setenv("CCAS_OPS_API_TLS_CERT_FILE", str(pki.cert))
     with pytest.raises(ConfigurationError, match="CCAS_OPS_API_TLS_CERT_FILE and CCAS_OPS_API_TLS_KEY_FILE go together"):
         load(OpsSettings)
     monkeypatch.setenv("CCAS_OPS_API_TLS_KEY_FILE", str(tmp_path / "missing.key"))
     with pytest.raises(ConfigurationError, match="CCAS_OPS_API_TLS_KEY_FILE: .*missing.key is not a file"):
         load(OpsSettings)
-    monkeypatch.setenv("CCAS_OPS_API_TLS_KEY_FILE", pki["key"])
-    assert load(OpsSettings).uvicorn_tls() == {"ssl_certfile": pki["cert"], "ssl_keyfile": pki["key"]}
+    monkeypatch.setenv("CCAS_OPS_API_TLS_KEY_FILE", str(pki.key))
+    assert load(OpsSettings).uvicorn_tls() == {"ssl_certfile": str(pki.cert), "ssl_keyfile": str(pki.key)}
 
 
 def test_the_token_has_no_command_line_flag() -> None:
