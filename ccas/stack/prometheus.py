@@ -87,8 +87,7 @@ class LagExporter(Service):
         argv = [sys.executable, "-m", "ccas.cli", "lag-exporter", "--port", str(self.ports_all.lag_exporter),
                 "--stack-dir", str(self.dir), "--kafka-bootstrap", f"127.0.0.1:{self.ports_all.kafka}"]
         # Its own Kafka principal, allowed to describe groups and topics and nothing else (ccas/kafka_acls.py).
-        env = {"CCAS_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "CCAS_KAFKA_CA_FILE": str(tls.ca_file()),
-               **settings.kafka_principal_env("lag-exporter")}
+        env = settings.kafka_principal_env("lag-exporter")
         process.spawn(argv, self.log_file, self.pid_file, env=env, cwd=settings.REPO_ROOT)
 
     def probe(self) -> str:

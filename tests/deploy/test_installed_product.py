@@ -53,8 +53,7 @@ def installed(ccas_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 def _kafka_as(stack_env: dict[str, str], component: str) -> dict[str, str]:
     """The Kafka settings of one component, spelled out: TLS and that component's SCRAM user (least-privilege ACLs)."""
-    return {"CCAS_KAFKA_BOOTSTRAP": stack_env["CCAS_KAFKA_BOOTSTRAP"], "CCAS_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
-            "CCAS_KAFKA_CA_FILE": stack_env["CCAS_KAFKA_CA_FILE"], **stack_settings.kafka_principal_env(component)}
+    return {"CCAS_KAFKA_BOOTSTRAP": stack_env["CCAS_KAFKA_BOOTSTRAP"], **stack_settings.kafka_principal_env(component)}
 
 
 def _group_at_end_of_input(bootstrap: str, group: str) -> dict[int, int]:
