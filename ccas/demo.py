@@ -42,13 +42,14 @@ WHERE c.call_id = ANY(%(ids)s) ORDER BY c.ended_at
 """
 
 
-def _demo_call_ids(recorder_url: str) -> list[str]:
+def _recorder_calls(recorder_url: str) -> list[dict[str, Any]]:
+    """The mock recorder's planned recordings (its test endpoint): call ids, and the customers' numbers for the log check."""
     import requests
 
     auth = (os.environ["CCAS_AVAYA_USER"], os.environ["CCAS_AVAYA_PASSWORD"])
     answer = requests.get(f"{recorder_url}/_mock/calls", auth=auth, timeout=10)
     answer.raise_for_status()
-    return [call["inum"] for call in answer.json()]
+    return answer.json()
 
 
 def _prepare_stack() -> list[str]:
@@ -172,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
             apps.clear()
             stack_started.clear()
             return outcome
-        numbers = _customer_numbers(f"http://127.0.0.1:{p.avaya_mock}")
+        numbers = {call["other_party"] for call in _recorder_calls(f"http://127.0.0.1:{p.avaya_mock}")}
     finally:
         for name, app in reversed(list(apps.items())):
             print(f"demo: stopping {name}", flush=True)
@@ -182,15 +183,6 @@ def run(args: argparse.Namespace) -> int:
 
             stack_cli.down(stack_started)
     return _check_logs(logs, numbers) or outcome
-
-
-def _customer_numbers(recorder_url: str) -> set[str]:
-    import requests
-
-    auth = (os.environ["CCAS_AVAYA_USER"], os.environ["CCAS_AVAYA_PASSWORD"])
-    answer = requests.get(f"{recorder_url}/_mock/calls", auth=auth, timeout=10)
-    answer.raise_for_status()
-    return {call["other_party"] for call in answer.json()}
 
 
 def _check_logs(folder: Path, numbers: set[str]) -> int:
@@ -216,7 +208,7 @@ def _follow(apps: dict[str, App], recorder_url: str, args: argparse.Namespace) -
             for name, app in apps.items():
                 if not app.alive():
                     raise SystemExit(f"demo: {name} exited unexpectedly:\n{app.tail()}")
-            ids = _demo_call_ids(recorder_url)
+            ids = [call["inum"] for call in _recorder_calls(recorder_url)]
             with connection.cursor() as cursor:
                 cursor.execute(_PROGRESS_SQL, {"ids": ids})
                 polled, enriched, downloaded, scored, errors = cursor.fetchone()
