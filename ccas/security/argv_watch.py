@@ -32,14 +32,10 @@ def _watch_dir() -> Path:
 
 
 def _secret_values(path: Path) -> dict[str, str]:
-    values = {}
-    with contextlib.suppress(OSError):
-        for line in path.read_text().splitlines():
-            if line and not line.startswith("#") and "=" in line:
-                key, value = line.split("=", 1)
-                if len(value) >= MIN_SECRET_LENGTH:
-                    values[key] = value
-    return values
+    try:
+        return {key: value for key, value in settings.read_secrets_file(path).items() if len(value) >= MIN_SECRET_LENGTH}
+    except OSError:
+        return {}
 
 
 def _exposed(pid: int, secrets: dict[str, str]) -> list[tuple[int, str, str]]:
