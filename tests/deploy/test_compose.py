@@ -127,17 +127,25 @@ def test_missing_secret_is_refused(tmp_path) -> None:
     assert "CCAS_DB_PASSWORD" in result.stderr
 
 
+def _holders(services: dict, variable: str) -> set[str]:
+    return {name for name, service in services.items() if variable in (service.get("environment") or {})}
+
+
+def _config_without(env_file, tmp_path, variable: str) -> subprocess.CompletedProcess[str]:
+    """`docker-compose config` with `variable` left out of the env file."""
+    without = tmp_path / f"without-{variable}.env"
+    without.write_text("".join(line + "\n" for line in env_file.read_text().splitlines()
+                               if not line.startswith(f"{variable}=")))
+    return _config(without, extra_env={"PATH": "/usr/bin:/bin"})
+
+
 def test_the_scoring_token_reaches_the_service_and_the_submitter_only(env_file, tmp_path) -> None:
     services = yaml.safe_load(_config(env_file).stdout)["services"]
     for name in ("scoring-service", "job-submitter"):
         assert services[name]["environment"]["CCAS_SCORING_TOKEN"] == "compose-test-scoring-token", name
     # The worker pool gets the job's settings from the submitter; nothing else calls the scoring API.
-    assert {name for name, service in services.items()
-            if "CCAS_SCORING_TOKEN" in (service.get("environment") or {})} == {"scoring-service", "job-submitter"}
-    without = tmp_path / "without-token.env"
-    without.write_text("".join(line + "\n" for line in env_file.read_text().splitlines()
-                               if not line.startswith("CCAS_SCORING_TOKEN=")))
-    result = _config(without, extra_env={"PATH": "/usr/bin:/bin"})
+    assert _holders(services, "CCAS_SCORING_TOKEN") == {"scoring-service", "job-submitter"}
+    result = _config_without(env_file, tmp_path, "CCAS_SCORING_TOKEN")
     assert result.returncode != 0 and "set CCAS_SCORING_TOKEN" in result.stderr
 
 
@@ -147,12 +155,8 @@ def test_the_pii_hmac_key_reaches_the_job_submitter_only(env_file, tmp_path) -> 
     assert submitter["CCAS_PII_HMAC_KEY"] == "compose-test-pii-hmac-key"
     assert submitter["CCAS_PII_STORE_ENCRYPTED_NUMBER"] == "false", "no encrypted copy of the number unless asked"
     # The workers get it inside the job; no other service handles customer numbers past calls.raw.
-    assert {name for name, service in services.items()
-            if "CCAS_PII_HMAC_KEY" in (service.get("environment") or {})} == {"job-submitter"}
-    without = tmp_path / "without-pii-key.env"
-    without.write_text("".join(line + "\n" for line in env_file.read_text().splitlines()
-                               if not line.startswith("CCAS_PII_HMAC_KEY=")))
-    result = _config(without, extra_env={"PATH": "/usr/bin:/bin"})
+    assert _holders(services, "CCAS_PII_HMAC_KEY") == {"job-submitter"}
+    result = _config_without(env_file, tmp_path, "CCAS_PII_HMAC_KEY")
     assert result.returncode != 0 and "set CCAS_PII_HMAC_KEY" in result.stderr
 
 
