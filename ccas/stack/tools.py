@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import shutil
 import subprocess
+import tempfile
+import zipfile
 from pathlib import Path
 
 from ccas import settings
@@ -70,24 +73,32 @@ def maven_classpath(pom_name: str) -> Path:
 
 
 def compiled_java(source: Path, classpath: Path) -> Path:
-    """A class folder holding `source` compiled against the jars in `classpath`, cached by the source's content."""
+    """A jar of `source` compiled against the jars in `classpath`, cached by the source's content.
+
+    A jar rather than a class folder: Beam stages each classpath entry of the expansion service for its workers and zips a folder
+    into a new temporary file each time it does (one stray zip in /tmp per expansion); a jar is staged as it is.
+    """
     digest = hashlib.sha256(source.read_bytes() + str(classpath).encode()).hexdigest()[:12]
-    classes = settings.cache_dir() / "java" / f"{source.stem}-{digest}"
-    if (classes / ".complete").exists():
-        return classes
+    jar = settings.cache_dir() / "java" / f"{source.stem}-{digest}.jar"
+    if jar.exists():
+        return jar
     javac = shutil.which("javac")
     if javac is None:
         raise StackError(f"javac is not installed (a JDK is needed to compile {source.name})")
-    partial = classes.with_name(classes.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    result = subprocess.run([javac, "-d", str(partial), "-cp", f"{classpath}/*", str(source)], check=False,
-                            capture_output=True, text=True)
-    if result.returncode != 0:
-        raise StackError(f"compiling {source.name} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
-    shutil.rmtree(classes, ignore_errors=True)
-    partial.rename(classes)
-    (classes / ".complete").write_text(digest + "\n")
-    return classes
+    jar.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=jar.parent) as scratch:
+        classes = Path(scratch) / "classes"
+        result = subprocess.run([javac, "-d", str(classes), "-cp", f"{classpath}/*", str(source)], check=False,
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            raise StackError(f"compiling {source.name} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+        partial = Path(scratch) / jar.name
+        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\n")
+            for compiled in sorted(classes.rglob("*.class")):
+                archive.write(compiled, compiled.relative_to(classes).as_posix())
+        os.replace(partial, jar)
+    return jar
 
 
 def java_binary() -> str:
