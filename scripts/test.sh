@@ -37,7 +37,7 @@ echo "[test] pytest: tests that need no service (two workers)"
 unit_status=$?
 [[ $unit_status -eq 5 ]] && unit_status=0
 echo "[test] pytest: integration tests on the stack"
-.venv/bin/pytest -p no:cacheprovider -ra -m "integration" "$@"
+.venv/bin/pytest -p no:cacheprovider -ra --durations=25 -m "integration" "$@"
 status=$?
 [[ $status -eq 5 ]] && status=0
 $CCAS argv-watch stop
