@@ -5,7 +5,8 @@ roles of their own, each granted exactly what its code does:
 
 | role            | may                                                                                                |
 |-----------------|----------------------------------------------------------------------------------------------------|
-| `ccas_pipeline` | read and write the call tables it fills (call, agent, audio_asset, scoring_result, transcript)      |
+| `ccas_pipeline` | read and write the call tables it fills (call, agent, audio_asset, scoring_result, transcript,     |
+|                 | agent_scorecard)                                                                                   |
 | `ccas_poller`   | read and write the ingestion tables (ingestion_checkpoint, ingested_recording, in_progress_recording) |
 | `ccas_ops`      | read the call and ingestion tables and dlq_requeue, record requeues, write audit_log                |
 | `ccas_console`  | read the call tables, write audit_log; nothing else                                                |
@@ -24,7 +25,7 @@ from psycopg2 import sql
 
 log = logging.getLogger(__name__)
 
-CALL_TABLES = ("call", "agent", "audio_asset", "scoring_result", "transcript")
+CALL_TABLES = ("call", "agent", "audio_asset", "scoring_result", "transcript", "agent_scorecard")
 INGESTION_TABLES = ("ingestion_checkpoint", "ingested_recording", "in_progress_recording")
 READ, WRITE = ("SELECT",), ("SELECT", "INSERT", "UPDATE")
 

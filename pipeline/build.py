@@ -13,6 +13,7 @@ from pipeline.transforms.enrich import EnrichCall
 from pipeline.transforms.parse import ParseAndValidate
 from pipeline.transforms.read import ReadCallEvents
 from pipeline.transforms.score import ScoreCall
+from pipeline.transforms.scorecard import AgentScorecards
 from pipeline.transforms.write import WriteDeadLetters, WriteResults
 
 
@@ -26,6 +27,7 @@ def build_pipeline(p: beam.Pipeline, config: JobConfig, clients: StageClients | 
     stored, download_failures = enriched | "DownloadToS3" >> DownloadToS3(config, clients)
     scored, scoring_failures = stored | "ScoreCall" >> ScoreCall(config, clients)
     written = scored | "WriteResults" >> WriteResults(config, clients)
+    _ = scored | "AgentScorecards" >> AgentScorecards(config, clients)
     dead = (
         (bad_messages, enrich_failures, download_failures, scoring_failures)
         | "CollectDeadLetters" >> beam.Flatten()

@@ -80,6 +80,9 @@ class JobConfig:
     pii_hmac_key: str = ""
     pii_encryption_key: str | None = None
     kafka_security: KafkaSecurity = KafkaSecurity()
+    scorecard_time_zone: str = "Asia/Ho_Chi_Minh"
+    scorecard_lateness_s: int = 2 * 24 * 3600
+    scorecard_early_firing_s: int = 60
 
     def __repr__(self) -> str:  # secrets never reach a log line
         return f"JobConfig(kafka={self.kafka_bootstrap}, io={self.kafka_io}, bucket={self.s3_bucket}, scoring={self.scoring_url})"
@@ -141,7 +144,8 @@ def validate_options(options: PipelineOptions, settings: PipelineSettings | None
         metrics_port=s.pipeline_metrics_port, prism_location=s.prism_location, skill_languages=skill_languages,
         scoring_token=secret(s.scoring_token), scoring_ca_file=s.scoring_ca_file, pii_hmac_key=secret(s.pii_hmac_key),
         pii_encryption_key=(secret(s.pii_encryption_key) or None) if s.pii_store_encrypted_number else None,
-        kafka_security=s.kafka_security(),
+        kafka_security=s.kafka_security(), scorecard_time_zone=s.scorecard_time_zone,
+        scorecard_lateness_s=s.scorecard_allowed_lateness_s, scorecard_early_firing_s=s.scorecard_early_firing_s,
     )
 
 

@@ -6,13 +6,31 @@ variable at once; a flag given on the command line wins over the variable.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from core.config import secret
 from core.settings import DatabaseSettings, KafkaSettings, RecorderSettings, S3Settings
+
+
+def fixed_utc_offset_s(time_zone: str) -> int:
+    """The zone's one UTC offset (s). Fixed windows cannot follow a daylight-saving change, so such a zone is refused."""
+    try:
+        zone = ZoneInfo(time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {time_zone!r} (an IANA name such as Asia/Ho_Chi_Minh)") from None
+    start = datetime(2020, 1, 1, tzinfo=UTC)
+    offsets = {zone.utcoffset((start + timedelta(days=day)).replace(tzinfo=None)) for day in range(0, 366 * 12, 7)}
+    if len(offsets) != 1:
+        raise ValueError(f"time zone {time_zone!r} changes its UTC offset (daylight saving): daily windows need a zone with "
+                         "one offset, e.g. Asia/Ho_Chi_Minh, UTC or Etc/GMT-7")
+    (offset,) = offsets
+    return int(offset.total_seconds())
+
 
 # core.pii.customer_key refuses shorter keys; the settings refuse them first, naming the variable.
 MIN_PII_HMAC_KEY_BYTES = 16
@@ -54,6 +72,15 @@ class PipelineSettings(KafkaSettings, DatabaseSettings, S3Settings, RecorderSett
         default="", description="language of calls by skill, sent to ASR as the recording's metadata: 'skill=lang,...' "
                                 "(a skill ending in * is a prefix, e.g. VN_*=vi); unlisted skills: the ASR detects it")
     dedup_ttl_s: int = Field(default=24 * 3600, ge=1, description="how long DedupPerCall remembers a call_id (event time, s)")
+    scorecard_time_zone: str = Field(
+        default="Asia/Ho_Chi_Minh", description="time zone of the scorecards' hourly and daily windows (a day starts at its "
+                                                "local midnight); a zone with one UTC offset, no daylight saving")
+    scorecard_allowed_lateness_s: int = Field(
+        default=2 * 24 * 3600, ge=0, description="how long after a scorecard window's end a late call still updates its row "
+                                                 "(s, event time); later calls are counted and dropped")
+    scorecard_early_firing_s: int = Field(
+        default=60, ge=0, description="while a scorecard window is open its row is refreshed this often (s, processing "
+                                        "time); 0: written only when the window closes and for late calls")
     pipeline_metrics_host: str = Field(default="127.0.0.1", json_schema_extra={"flag": "--metrics_host"},
                                        description="address the worker's Prometheus endpoint binds (0.0.0.0 in a container)")
     pipeline_metrics_port: int = Field(default=0, ge=0, le=65535, json_schema_extra={"flag": "--metrics_port"},
@@ -98,6 +125,12 @@ class PipelineSettings(KafkaSettings, DatabaseSettings, S3Settings, RecorderSett
         # A short key makes the hash of a phone number (a small space) cheap to invert by brute force.
         if len(secret(value).encode()) < MIN_PII_HMAC_KEY_BYTES:
             raise ValueError(f"must be at least {MIN_PII_HMAC_KEY_BYTES} bytes")
+        return value
+
+    @field_validator("scorecard_time_zone")
+    @classmethod
+    def _one_utc_offset(cls, value: str) -> str:
+        fixed_utc_offset_s(value)
         return value
 
     @field_validator("pii_encryption_key")

@@ -65,6 +65,19 @@ ON CONFLICT (call_id, asr_model) DO UPDATE SET
   confidence = EXCLUDED.confidence, updated_at = now()
 """
 _MARK_SCORED = "UPDATE call SET status = 'SCORED', error_reason = NULL, updated_at = now() WHERE call_id = ANY(%s)"
+SCORECARD_COLUMNS = (
+    "dimension", "dimension_key", "granularity", "window_start", "window_end", "time_zone", "pane_index", "pane_timing",
+    "calls", "scored_calls", "score_mean", "score_min", "score_max", "score_p50", "score_p90", "criteria", "dead_air_total_s",
+    "hold_total_s", "talk_listen_ratio_mean", "customer_sentiment_mean", "model_versions",
+)
+_SCORECARD_KEY = ("dimension", "dimension_key", "granularity", "window_start")
+# A window's row only moves forward: a pane retried or delivered out of order never replaces a later one.
+_UPSERT_SCORECARDS = (
+    f"INSERT INTO agent_scorecard ({', '.join(SCORECARD_COLUMNS)}) VALUES %s\n"
+    f"ON CONFLICT ({', '.join(_SCORECARD_KEY)}) DO UPDATE SET\n  "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in SCORECARD_COLUMNS if c not in _SCORECARD_KEY)
+    + ", updated_at = now()\nWHERE agent_scorecard.pane_index <= EXCLUDED.pane_index"
+)
 _MARK_ERROR = """
 UPDATE call SET status = 'ERROR', error_reason = data.reason, updated_at = now()
 FROM (VALUES %s) AS data (call_id, reason)
@@ -159,3 +172,15 @@ class Database:
         if not reasons:
             return
         self._transaction(lambda cursor: execute_values(cursor, _MARK_ERROR, sorted(reasons.items())))
+
+    def upsert_scorecards(self, rows: Sequence[dict[str, Any]]) -> None:
+        """agent_scorecard rows (pipeline/transforms/scorecard.py), each window's highest pane of the batch."""
+        latest: dict[tuple[Any, ...], dict[str, Any]] = {}
+        for row in rows:
+            key = tuple(row[c] for c in _SCORECARD_KEY)
+            if key not in latest or latest[key]["pane_index"] <= row["pane_index"]:
+                latest[key] = row
+        values = [tuple(json.dumps(row[c]) if c == "criteria" else row[c] for c in SCORECARD_COLUMNS)
+                  for _, row in sorted(latest.items())]
+        if values:
+            self._transaction(lambda cursor: execute_values(cursor, _UPSERT_SCORECARDS, values))

@@ -31,7 +31,7 @@ def test_upgrade_constraints_and_downgrade(scratch_db: str) -> None:
     db_admin.upgrade(scratch_db)
     assert _tables(scratch_db) == {"alembic_version", "agent", "call", "audio_asset", "scoring_result",
                                    "ingestion_checkpoint", "ingested_recording", "dlq_requeue",
-                                   "in_progress_recording", "transcript", "audit_log"}
+                                   "in_progress_recording", "transcript", "audit_log", "agent_scorecard"}
 
     connection = psycopg2.connect(scratch_db)
     connection.autocommit = True
@@ -77,10 +77,22 @@ def test_upgrade_constraints_and_downgrade(scratch_db: str) -> None:
             cursor.execute(transcript, ("whisper-base", 0.7))
         with pytest.raises(psycopg2.errors.CheckViolation, match="ck_transcript_confidence"):
             cursor.execute(transcript, ("other", 1.5))
+        # A scorecard row per window, named by its dimension and granularity.
+        scorecard = ("INSERT INTO agent_scorecard (dimension, dimension_key, granularity, window_start, window_end, time_zone, "
+                     "pane_index, pane_timing, calls, scored_calls, criteria, dead_air_total_s, hold_total_s, model_versions) "
+                     "VALUES (%s, 'A1', %s, '2026-12-01T00:00+07', '2026-12-02T00:00+07', 'Asia/Ho_Chi_Minh', 0, 'EARLY', 1, 1, "
+                     "'{}', 0, 0, '{}')")
+        cursor.execute(scorecard, ("agent", "day"))
+        with pytest.raises(psycopg2.errors.UniqueViolation, match="pk_agent_scorecard"):
+            cursor.execute(scorecard, ("agent", "day"))
+        with pytest.raises(psycopg2.errors.CheckViolation, match="ck_agent_scorecard_dimension"):
+            cursor.execute(scorecard, ("customer", "day"))
+        with pytest.raises(psycopg2.errors.CheckViolation, match="ck_agent_scorecard_granularity"):
+            cursor.execute(scorecard, ("agent", "week"))
         cursor.execute("SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")
         indexes = {row[0] for row in cursor.fetchall()}
     connection.close()
-    assert {"uq_audio_asset_call", "idx_call_status", "idx_scoring_result_created"} <= indexes
+    assert {"uq_audio_asset_call", "idx_call_status", "idx_scoring_result_created", "ix_agent_scorecard_key_time"} <= indexes
 
     db_admin.downgrade(scratch_db)
     assert _tables(scratch_db) <= {"alembic_version"}

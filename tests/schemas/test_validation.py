@@ -31,6 +31,14 @@ VALID = {
         "call_id": "100234567890123", "score": 87.5, "scorable": True, "model_version": "sc1.0.0+fx1.0.0", "latency_ms": 912,
         "breakdown": [{"criterion": "dead_air", "points": 20, "max_points": 20}],
     },
+    "agent.scorecards": {
+        "dimension": "agent", "dimension_key": "1234", "granularity": "day", "window_start": "2026-11-24T17:00:00+00:00",
+        "window_end": "2026-11-25T17:00:00+00:00", "time_zone": "Asia/Ho_Chi_Minh", "pane_index": 2, "pane_timing": "LATE",
+        "calls": 12, "scored_calls": 11, "score_mean": 81.2, "score_min": 55.0, "score_max": 97.5, "score_p50": 82.0,
+        "score_p90": 95.0, "criteria": {"greeting": {"passed": 10, "applicable": 11, "pass_rate": 0.9091}},
+        "dead_air_total_s": 42.5, "hold_total_s": 120.0, "talk_listen_ratio_mean": 1.1, "customer_sentiment_mean": None,
+        "model_versions": ["sc1.0.0+fx1.0.0"],
+    },
 }
 VALID["calls.raw.dlq"] = VALID["audio.ready.dlq"] = VALID["scoring.results.dlq"] = {
     "call_id": "100234567890123", "stage": "download", "error_type": "ReplayUnavailable", "stack": "Traceback ...",
@@ -101,7 +109,7 @@ def test_topic_declarations_match_the_design() -> None:
     declared = {name: (spec.partitions, spec.retention_days) for name, spec in schemas.topics().items()}
     assert declared == {
         "calls.raw": (12, 7), "calls.enriched": (12, 7), "audio.ready": (24, 14), "scoring.results": (24, 30),
-        "calls.raw.dlq": (3, 30), "audio.ready.dlq": (3, 30), "scoring.results.dlq": (3, 30),
+        "calls.raw.dlq": (3, 30), "audio.ready.dlq": (3, 30), "scoring.results.dlq": (3, 30), "agent.scorecards": (6, 30),
     }
     assert all(spec.config["compression.type"] == "lz4" for spec in schemas.topics().values())
 

@@ -36,6 +36,7 @@ class World:
     assets: dict[str, StoredAudio] = field(default_factory=dict)
     scores: dict[str, ScoredCall] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)  # call_id -> error_reason of the latest mark_errors
+    scorecards: dict[tuple[str, str, str, str], dict[str, Any]] = field(default_factory=dict)  # the agent_scorecard table
     db_calls: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)  # (method, call_ids) per transaction
     published: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)  # (topic, key, value)
     objects: dict[str, bytes] = field(default_factory=dict)  # S3 key -> body
@@ -209,6 +210,15 @@ class FakeDatabase:
             for result in scored:
                 self.world.scores[result.call_id] = result
                 self.world.statuses[result.call_id] = "SCORED"
+
+    def upsert_scorecards(self, rows: list[dict[str, Any]]) -> None:
+        self.world.take_outage("database")
+        with self.world.lock:
+            for row in rows:
+                key = (row["dimension"], row["dimension_key"], row["granularity"], row["window_start"])
+                stored = self.world.scorecards.get(key)
+                if stored is None or stored["pane_index"] <= row["pane_index"]:
+                    self.world.scorecards[key] = row
 
     def call_statuses(self, call_ids: list[str]) -> dict[str, str]:
         self.world.take_outage("database")

@@ -1,0 +1,201 @@
+"""AgentScorecards under TestStream: on-time, early, late-within-lateness (the row is replaced, its pane index grows), too late
+(dropped and counted), a key that goes quiet, and the values against an independent recomputation."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pytest
+from apache_beam.options.pipeline_options import StandardOptions
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.test_stream import TestStream
+from apache_beam.transforms.window import TimestampedValue, WindowFn
+
+import schemas
+from pipeline import metrics as prom
+from pipeline.model import EnrichedCall, ScoredCall, SourcePosition, StoredAudio, iso
+from pipeline.options import JobConfig
+from pipeline.settings import fixed_utc_offset_s
+from pipeline.transforms.scorecard import GRANULARITIES, AgentScorecards, window_fn
+from tests.pipeline.transforms.fakes import FakeClients, World, drop_world, new_world
+from tests.pipeline.transforms.test_stages_unit import job_config
+
+RUNNER = "BundleBasedDirectRunner"
+ZONE = "Asia/Ho_Chi_Minh"
+LOCAL = ZoneInfo(ZONE)
+LATENESS_S = 3600
+
+
+def at(day: int, hour: int, minute: int = 0) -> datetime:
+    """A moment of December 2026 in the windows' zone."""
+    return datetime(2026, 12, day, hour, minute, tzinfo=LOCAL)
+
+
+def scored_call(call_id: str, agent: str, ended: datetime, score: float | None, *, passed: dict[str, bool] | None = None,
+                dead_air_s: float = 1.5, hold_s: float = 0.0, talk: float | None = 1.2, sentiment: float | None = None,
+                skill: str = "billing") -> ScoredCall:
+    call = EnrichedCall(call_id=call_id, started_at=iso(ended - timedelta(minutes=3)), ended_at=iso(ended), duration=180.0,
+                        agent_id=agent, agent_name=None, customer_key=None, skill=skill, service=None, switch_call_id=None,
+                        source=SourcePosition("calls.raw", 0, 0))
+    audio = StoredAudio(call=call, s3_key=f"raw/{call_id}.wav", s3_version_id=None, sha256="0" * 64, size_bytes=1, codec="ulaw",
+                        sample_rate=8000, channels=1, duration_s=180.0, stored_at=iso(ended))
+    passed = {"greeting": True, "closing": score is not None and score >= 80} if passed is None else passed
+    breakdown = [{"criterion": name, "applicable": True, "passed": ok} for name, ok in passed.items()]
+    breakdown.append({"criterion": "empathy", "applicable": False, "passed": None})
+    metrics: dict[str, Any] = {"dead_air_total_s": dead_air_s, "hold_total_s": hold_s, "talk_listen_ratio": talk}
+    if sentiment is not None:
+        metrics["customer_sentiment_mean"] = sentiment
+    return ScoredCall(audio=audio, score=score, scorable=score is not None, reason=None if score is not None else "silent",
+                      model_version="sc-test", latency_ms=10, breakdown=breakdown, response={"metrics": metrics},
+                      scored_at=iso(ended))
+
+
+def arriving(call: ScoredCall) -> TimestampedValue:
+    # Elements carry the call's end as their timestamp, as the readers' create-time policy gives them.
+    return TimestampedValue(call, datetime.fromisoformat(call.audio.call.ended_at).timestamp())
+
+
+def config(early_firing_s: int = 0) -> JobConfig:
+    base = job_config()
+    return JobConfig(**{**base.__dict__, "scorecard_time_zone": ZONE, "scorecard_lateness_s": LATENESS_S,
+                        "scorecard_early_firing_s": early_firing_s})
+
+
+@pytest.fixture
+def world() -> Iterator[tuple[str, World]]:
+    token, world = new_world()
+    try:
+        yield token, world
+    finally:
+        drop_world(token)
+
+
+def run(stream: TestStream, world: tuple[str, World], early_firing_s: int = 0) -> Any:
+    token, _ = world
+    c = config(early_firing_s)
+    p = TestPipeline(runner=RUNNER)
+    p.options.view_as(StandardOptions).streaming = True
+    _ = p | stream | AgentScorecards(c, FakeClients(c, token))
+    result = p.run()
+    result.wait_until_finish()
+    return result
+
+
+def too_late(granularity: str) -> float:
+    return prom.SCORECARD_TOO_LATE.labels(granularity)._value.get()
+
+
+def published(world: World) -> list[dict[str, Any]]:
+    return [value for topic, _, value in world.published if topic == "agent.scorecards"]
+
+
+def row(world: World, dimension: str, key: str, granularity: str, start: datetime) -> dict[str, Any]:
+    return world.scorecards[(dimension, key, granularity, iso(start))]
+
+
+def test_windows_follow_local_hours_and_midnights() -> None:
+    offset = fixed_utc_offset_s(ZONE)
+    assert offset == 7 * 3600
+    hour, day = (window_fn(g, offset) for g in GRANULARITIES)
+    (window,) = day.assign(WindowFn.AssignContext(at(1, 0, 30).timestamp()))
+    assert window.start.to_utc_datetime(has_tz=True) == at(1, 0)
+    assert window.end.to_utc_datetime(has_tz=True) == at(2, 0)
+    (window,) = day.assign(WindowFn.AssignContext(at(1, 23, 59).timestamp()))
+    assert window.start.to_utc_datetime(has_tz=True) == at(1, 0)
+    (window,) = hour.assign(WindowFn.AssignContext(at(1, 9, 59).timestamp()))
+    assert (window.start.to_utc_datetime(has_tz=True), window.end.to_utc_datetime(has_tz=True)) == (at(1, 9), at(1, 10))
+
+
+def test_a_zone_with_daylight_saving_is_refused_naming_it() -> None:
+    with pytest.raises(ValueError, match="Europe/Berlin.*daylight saving"):
+        fixed_utc_offset_s("Europe/Berlin")
+    with pytest.raises(ValueError, match="unknown time zone"):
+        fixed_utc_offset_s("Mars/Olympus")
+
+
+def test_on_time_late_and_too_late_calls(world: tuple[str, World]) -> None:
+    a = [scored_call("a1", "A", at(1, 9, 10), 70.0, sentiment=0.2), scored_call("a2", "A", at(1, 9, 20), 80.0, talk=None),
+         scored_call("a3", "A", at(1, 9, 40), 95.0, hold_s=12.0, sentiment=-0.4)]
+    b = [scored_call("b1", "B", at(1, 9, 15), 60.0, skill="sales")]
+    late = scored_call("a4", "A", at(1, 9, 50), None)  # not scorable: counted as a call, not as a score
+    beyond = scored_call("a5", "A", at(1, 9, 30), 10.0)
+    stream = (TestStream()
+              .add_elements([arriving(c) for c in (*a, *b)])
+              .advance_watermark_to(at(1, 10, 0).timestamp() + 1)           # 09:00-10:00 closes on time
+              .add_elements([arriving(late)])                                # late, within the hour of lateness
+              .advance_watermark_to(at(2, 3, 0).timestamp())                 # the day and its lateness are over
+              .add_elements([arriving(beyond)])
+              .advance_watermark_to_infinity())
+    before = {g: too_late(g) for g in ("hour", "day")}
+    run(stream, world)
+    _, w = world
+
+    hour_a = row(w, "agent", "A", "hour", at(1, 9))
+    assert hour_a["pane_timing"] == "LATE" and hour_a["pane_index"] >= 1
+    assert hour_a["calls"] == 4 and hour_a["scored_calls"] == 3
+    assert hour_a["window_end"] == iso(at(1, 10)) and hour_a["time_zone"] == ZONE
+    # Every pane of the window replaced the same row: no row per pane, and the published panes only grew.
+    panes = [v for v in published(w) if v["dimension_key"] == "A" and v["granularity"] == "hour"]
+    assert [v["pane_index"] for v in panes] == sorted({v["pane_index"] for v in panes})
+    assert [v["pane_timing"] for v in panes][0] == "ON_TIME" and panes[0]["calls"] == 3
+    assert sum(1 for key in w.scorecards if key[:3] == ("agent", "A", "hour")) == 1
+
+    day_a = row(w, "agent", "A", "day", at(1, 0))
+    assert day_a["calls"] == 4 and day_a["pane_timing"] == "ON_TIME"  # the late call came before the day closed
+    assert day_a["window_start"] == iso(at(1, 0)) and day_a["window_end"] == iso(at(2, 0))
+    # The too-late call is in no row, and counted once per granularity it missed.
+    assert all(v["score_min"] != 10.0 for v in published(w) if v["dimension_key"] in ("A", "billing"))
+    assert {g: too_late(g) - before[g] for g in before} == {"hour": 1, "day": 1}
+
+    # B went quiet after one call: its windows still close with the watermark.
+    assert row(w, "agent", "B", "hour", at(1, 9))["pane_timing"] == "ON_TIME"
+    assert row(w, "skill", "sales", "day", at(1, 0))["calls"] == 1
+    assert row(w, "skill", "billing", "day", at(1, 0))["calls"] == 4
+    for value in published(w):
+        schemas.validate("agent.scorecards", value)
+
+
+def test_values_equal_an_independent_recomputation(world: tuple[str, World]) -> None:
+    scores = [55.0, 61.5, 70.0, 88.0, 90.0, 99.5, 42.0]
+    calls = [scored_call(f"c{i}", "A", at(3, 14, 5 * i), s, passed={"greeting": i % 2 == 0, "closing": i % 3 == 0},
+                         dead_air_s=i * 0.5, hold_s=i * 2.0, talk=None if i == 2 else 1 + i / 10,
+                         sentiment=None if i % 2 else i / 10 - 0.3)
+             for i, s in enumerate(scores)]
+    calls.append(calls[3])  # a replay of the same call counts once
+    stream = TestStream().add_elements([arriving(c) for c in calls]).advance_watermark_to_infinity()
+    run(stream, world)
+    _, w = world
+    got = row(w, "agent", "A", "hour", at(3, 14))
+    assert got["calls"] == len(scores) and got["scored_calls"] == len(scores)
+    assert got["score_mean"] == pytest.approx(statistics.mean(scores))
+    assert (got["score_min"], got["score_max"]) == (min(scores), max(scores))
+    assert got["score_p50"] == pytest.approx(float(np.percentile(scores, 50)))
+    assert got["score_p90"] == pytest.approx(float(np.percentile(scores, 90)))
+    assert got["criteria"]["greeting"] == {"passed": 4, "applicable": 7, "pass_rate": round(4 / 7, 4)}
+    assert got["criteria"]["closing"] == {"passed": 3, "applicable": 7, "pass_rate": round(3 / 7, 4)}
+    assert "empathy" not in got["criteria"]  # never applicable: no pass rate to speak of
+    assert got["dead_air_total_s"] == pytest.approx(sum(i * 0.5 for i in range(7)))
+    assert got["hold_total_s"] == pytest.approx(sum(i * 2.0 for i in range(7)))
+    assert got["talk_listen_ratio_mean"] == pytest.approx(statistics.mean(1 + i / 10 for i in range(7) if i != 2), abs=1e-4)
+    assert got["customer_sentiment_mean"] == pytest.approx(statistics.mean(i / 10 - 0.3 for i in range(0, 7, 2)), abs=1e-4)
+    assert got["model_versions"] == ["sc-test"]
+
+
+def test_an_open_window_is_written_early_and_then_on_time(world: tuple[str, World]) -> None:
+    stream = (TestStream()
+              .add_elements([arriving(scored_call("e1", "A", at(4, 8, 10), 60.0))])
+              .advance_processing_time(61)
+              .add_elements([arriving(scored_call("e2", "A", at(4, 8, 20), 90.0))])
+              .advance_processing_time(61)
+              .advance_watermark_to_infinity())
+    run(stream, world, early_firing_s=60)
+    _, w = world
+    panes = [v for v in published(w) if v["dimension_key"] == "A" and v["granularity"] == "hour"]
+    assert panes[0]["pane_timing"] == "EARLY" and panes[0]["calls"] == 1
+    assert panes[-1]["pane_timing"] == "ON_TIME" and panes[-1]["calls"] == 2
+    assert row(w, "agent", "A", "hour", at(4, 8))["calls"] == 2
