@@ -15,6 +15,7 @@ from pathlib import Path
 from avaya_source.mock.settings import AvayaMockSettings
 from avaya_source.settings import PollerSettings
 from ccas.db_admin import MigrationSettings
+from ccas.kafka_acls import KafkaPrincipalSettings
 from ccas.kafka_admin import KafkaBootstrapSettings
 from ccas.ops.settings import OPS_API_ENVIRONMENT_ONLY, DlqSettings, LagExporterSettings, OpsSettings, StatusSettings
 from ccas.s3_admin import SECRET_FIELDS as S3_BOOTSTRAP_SECRET_FIELDS
@@ -37,9 +38,10 @@ COMPONENTS: dict[str, type[CcasSettings]] = {
     "dlq": DlqSettings,
     "status": StatusSettings,
 }
-# The one-shot set-up commands: topics, bucket, migrations.
+# The one-shot set-up commands: topics, Kafka principals, bucket, migrations.
 BOOTSTRAP_COMPONENTS: dict[str, type[CcasSettings]] = {
     "kafka-bootstrap": KafkaBootstrapSettings,
+    "kafka-principals": KafkaPrincipalSettings,
     "s3-bootstrap": BucketBootstrapSettings,
     "db": MigrationSettings,
 }
@@ -55,6 +57,7 @@ COMMANDS = {
     "dlq": "`ccas dlq`",
     "status": "`ccas status`",
     "kafka-bootstrap": "`ccas kafka bootstrap`",
+    "kafka-principals": "`ccas kafka principals`",
     "s3-bootstrap": "`ccas s3 bootstrap`",
     "db": "`ccas db migrate | downgrade`",
 }
