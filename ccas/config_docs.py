@@ -14,7 +14,7 @@ from pathlib import Path
 
 from avaya_source.mock.settings import AvayaMockSettings
 from avaya_source.settings import PollerSettings
-from ccas.db_admin import MigrationSettings
+from ccas.db_admin import RoleSettings
 from ccas.kafka_acls import KafkaPrincipalSettings
 from ccas.kafka_admin import KafkaBootstrapSettings
 from ccas.ops.settings import OPS_API_ENVIRONMENT_ONLY, DlqSettings, LagExporterSettings, OpsSettings, StatusSettings
@@ -38,12 +38,12 @@ COMPONENTS: dict[str, type[CcasSettings]] = {
     "dlq": DlqSettings,
     "status": StatusSettings,
 }
-# The one-shot set-up commands: topics, Kafka principals, bucket, migrations.
+# The one-shot set-up commands: topics, Kafka principals, bucket, migrations and database roles.
 BOOTSTRAP_COMPONENTS: dict[str, type[CcasSettings]] = {
     "kafka-bootstrap": KafkaBootstrapSettings,
     "kafka-principals": KafkaPrincipalSettings,
     "s3-bootstrap": BucketBootstrapSettings,
-    "db": MigrationSettings,
+    "db": RoleSettings,
 }
 COMPONENTS.update(BOOTSTRAP_COMPONENTS)
 
@@ -59,7 +59,7 @@ COMMANDS = {
     "kafka-bootstrap": "`ccas kafka bootstrap`",
     "kafka-principals": "`ccas kafka principals`",
     "s3-bootstrap": "`ccas s3 bootstrap`",
-    "db": "`ccas db migrate | downgrade`",
+    "db": "`ccas db migrate | downgrade | roles`",
 }
 # Beam's option parser wants underscores; every other command uses dashes.
 FLAG_STYLES = {"pipeline": "_"}
