@@ -72,9 +72,15 @@ ENVIRONMENT_ONLY: dict[str, tuple[str, ...]] = {"s3-bootstrap": tuple(S3_BOOTSTR
 # Variables no component model reads: docker-compose.flink.yml's own (secrets it hands to servers) and the local stack's.
 # (variable, meaning, default; '' = none)
 DEPLOYMENT_VARIABLES = (
-    ("CCAS_DB_PASSWORD", "PostgreSQL password; docker-compose.flink.yml builds CCAS_DATABASE_URL from it", ""),
+    ("CCAS_DB_PASSWORD", "password of the schema owner `ccas` (the PostgreSQL image's bootstrap superuser), init's alone; "
+                         "docker-compose.flink.yml puts it, and each CCAS_DB_PASSWORD_<COMPONENT>, into a URL: URL-safe "
+                         "characters only", ""),
+    ("CCAS_S3_ACCESS_KEY_PIPELINE", "access key of the pipeline's S3 identity (`ccas-pipeline` in the identities file); "
+                                    "docker-compose.flink.yml gives it to the job submitter as CCAS_S3_ACCESS_KEY", ""),
+    ("CCAS_S3_SECRET_KEY_PIPELINE", "secret key of the pipeline's S3 identity; the job submitter's CCAS_S3_SECRET_KEY", ""),
     ("CCAS_S3_SSE_KEK_PASSPHRASE", "passphrase of the S3 server's encryption key (SeaweedFS, docker-compose.flink.yml)", ""),
-    ("CCAS_S3_IDENTITIES_FILE", "S3 server identities (docker-compose.flink.yml)", "./ops/s3-identities.json"),
+    ("CCAS_S3_IDENTITIES_FILE", "S3 server identities: ops/s3-identities.example.json's shape with the keys of this file, "
+                                "readable by uid 1000 (docker-compose.flink.yml)", "./ops/s3-identities.json"),
 )
 LOCAL_STACK_VARIABLES = (
     ("CCAS_STACK_DIR", "where the local stack keeps its data, logs and pids", ".stack"),
