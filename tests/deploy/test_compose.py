@@ -262,6 +262,7 @@ def test_kafka_has_no_listener_without_tls(env_file) -> None:
     assert _mounted(kafka, props["ssl.keystore.location"]) == ("pki-kafka", "ro")
     assert _mounted(kafka, props["ssl.truststore.location"]) == ("pki-ca", "ro")
     assert not kafka.get("ports"), "the broker is reached on the deployment's network only"
+    assert _mounted(kafka, props["log.dirs"]) == ("kafka-data", "rw"), "the partitions live on the volume"
 
 
 def test_every_kafka_client_is_its_own_principal_over_tls(env_file) -> None:
