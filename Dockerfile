@@ -1,7 +1,7 @@
 # CCAS images for docker-compose.flink.yml (no Docker engine on the development machines: built by CI/production only).
 #   stage wheel:   builds the ccas wheel from the source tree (migrations inside as ccas/_migrations; no tests, no clone files).
-#   target app:    python:3.11 slim + the wheel — init (`ccas db migrate`, topics, bucket), poller, scoring service, ops API,
-#                  and the job submitter (`ccas-pipeline`).
+#   target app:    python:3.11 slim + the wheel — pki (`ccas tls init`), init (database roles and migrations, Kafka principals
+#                  and topics, bucket), poller, scoring service, ops API, lag exporter, and the job submitter (`ccas-pipeline`).
 #   target worker: Beam's Python SDK harness image + the wheel — the EXTERNAL worker pool beside each TaskManager.
 # Only the installed package goes into the images, never the source tree: a clone in the working directory would shadow the
 # installed package for `python -c`/`-m` (and its alembic/ folder the alembic library). The worker image must carry our code:

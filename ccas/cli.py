@@ -13,6 +13,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "kafka": ("ccas.kafka_admin:main", "kafka bootstrap: create the declared topics"),
     "s3": ("ccas.s3_admin:main", "s3 bootstrap: create and secure the audio bucket"),
     "db": ("ccas.db_admin:main", "db migrate|downgrade: run Alembic against CCAS_DATABASE_URL"),
+    "tls": ("ccas.tls_admin:main", "tls init: a deployment's CA and one certificate per service (docker-compose.flink.yml)"),
     "avaya-mock": ("avaya_source.mock.server:main", "run the mock Avaya Contact Recorder"),
     "poller": ("avaya_source.poller:main", "poll the recorder and publish finished calls to calls.raw"),
     "scoring-service": ("scoring_service.main:main", "run the scoring HTTP service"),

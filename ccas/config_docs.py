@@ -14,7 +14,8 @@ from pathlib import Path
 
 from avaya_source.mock.settings import AvayaMockSettings
 from avaya_source.settings import PollerSettings
-from ccas.db_admin import MigrationSettings
+from ccas.db_admin import RoleSettings
+from ccas.kafka_acls import KafkaPrincipalSettings
 from ccas.kafka_admin import KafkaBootstrapSettings
 from ccas.ops.settings import OPS_API_ENVIRONMENT_ONLY, DlqSettings, LagExporterSettings, OpsSettings, StatusSettings
 from ccas.s3_admin import SECRET_FIELDS as S3_BOOTSTRAP_SECRET_FIELDS
@@ -37,11 +38,12 @@ COMPONENTS: dict[str, type[CcasSettings]] = {
     "dlq": DlqSettings,
     "status": StatusSettings,
 }
-# The one-shot set-up commands: topics, bucket, migrations.
+# The one-shot set-up commands: topics, Kafka principals, bucket, migrations and database roles.
 BOOTSTRAP_COMPONENTS: dict[str, type[CcasSettings]] = {
     "kafka-bootstrap": KafkaBootstrapSettings,
+    "kafka-principals": KafkaPrincipalSettings,
     "s3-bootstrap": BucketBootstrapSettings,
-    "db": MigrationSettings,
+    "db": RoleSettings,
 }
 COMPONENTS.update(BOOTSTRAP_COMPONENTS)
 
@@ -55,8 +57,9 @@ COMMANDS = {
     "dlq": "`ccas dlq`",
     "status": "`ccas status`",
     "kafka-bootstrap": "`ccas kafka bootstrap`",
+    "kafka-principals": "`ccas kafka principals`",
     "s3-bootstrap": "`ccas s3 bootstrap`",
-    "db": "`ccas db migrate | downgrade`",
+    "db": "`ccas db migrate | downgrade | roles`",
 }
 # Beam's option parser wants underscores; every other command uses dashes.
 FLAG_STYLES = {"pipeline": "_"}
@@ -69,9 +72,15 @@ ENVIRONMENT_ONLY: dict[str, tuple[str, ...]] = {"s3-bootstrap": tuple(S3_BOOTSTR
 # Variables no component model reads: docker-compose.flink.yml's own (secrets it hands to servers) and the local stack's.
 # (variable, meaning, default; '' = none)
 DEPLOYMENT_VARIABLES = (
-    ("CCAS_DB_PASSWORD", "PostgreSQL password; docker-compose.flink.yml builds CCAS_DATABASE_URL from it", ""),
+    ("CCAS_DB_PASSWORD", "password of the schema owner `ccas` (the PostgreSQL image's bootstrap superuser), init's alone; "
+                         "docker-compose.flink.yml puts it, and each CCAS_DB_PASSWORD_<COMPONENT>, into a URL: URL-safe "
+                         "characters only", ""),
+    ("CCAS_S3_ACCESS_KEY_PIPELINE", "access key of the pipeline's S3 identity (`ccas-pipeline` in the identities file); "
+                                    "docker-compose.flink.yml gives it to the job submitter as CCAS_S3_ACCESS_KEY", ""),
+    ("CCAS_S3_SECRET_KEY_PIPELINE", "secret key of the pipeline's S3 identity; the job submitter's CCAS_S3_SECRET_KEY", ""),
     ("CCAS_S3_SSE_KEK_PASSPHRASE", "passphrase of the S3 server's encryption key (SeaweedFS, docker-compose.flink.yml)", ""),
-    ("CCAS_S3_IDENTITIES_FILE", "S3 server identities (docker-compose.flink.yml)", "./ops/s3-identities.json"),
+    ("CCAS_S3_IDENTITIES_FILE", "S3 server identities: ops/s3-identities.example.json's shape with the keys of this file, "
+                                "readable by uid 1000 (docker-compose.flink.yml)", "./ops/s3-identities.json"),
 )
 LOCAL_STACK_VARIABLES = (
     ("CCAS_STACK_DIR", "where the local stack keeps its data, logs and pids", ".stack"),

@@ -1,4 +1,5 @@
-"""`ccas db migrate | downgrade | current`: Alembic against `--url` / CCAS_DATABASE_URL, from the clone or an installed package.
+"""`ccas db migrate | downgrade | current | roles`: Alembic against `--url` / CCAS_DATABASE_URL, from the clone or an installed
+package; `roles` creates the components' login roles (ccas/db_roles.py), which every `migrate` then grants what they may do.
 
 Alembic is configured here, in code, so no alembic.ini is needed at run time. The migrations are found with importlib.resources:
 `ccas/_migrations/` in an installed package (setup.py copies them there at build time), else the clone's top-level `alembic/`
@@ -14,12 +15,14 @@ import os
 import sys
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 from alembic.config import Config
 from pydantic import Field, SecretStr
 
 from alembic import command
-from core.config import CcasSettings, ConfigurationError, add_flags, load, secret
+from ccas import db_roles
+from core.config import ENVIRONMENT_ONLY, CcasSettings, ConfigurationError, add_flags, load, secret
 from core.database import sqlalchemy_url as driver_url
 
 INSTALLED_MIGRATIONS = "_migrations"
@@ -29,6 +32,37 @@ CLONE_MIGRATIONS = Path(__file__).resolve().parent.parent / "alembic"
 class MigrationSettings(CcasSettings):
     database_url: SecretStr = Field(json_schema_extra={"flag": "--url"},
                                     description="PostgreSQL URL to migrate, postgresql://user:password@host:port/db")
+
+
+def _role_password(component: str) -> Any:
+    return Field(default=None, json_schema_extra=ENVIRONMENT_ONLY,
+                 description=f"password of the database role ccas_{component}: `ccas db roles` creates the role with it, or "
+                             "sets it (unset: the role is left alone)")
+
+
+class RoleSettings(MigrationSettings):
+    """`ccas db roles`: the owner's URL and the password of each component role to create or update."""
+
+    db_password_pipeline: SecretStr | None = _role_password("pipeline")
+    db_password_poller: SecretStr | None = _role_password("poller")
+    db_password_ops: SecretStr | None = _role_password("ops")
+    db_password_console: SecretStr | None = _role_password("console")
+
+    def passwords(self) -> dict[str, str]:
+        """Component -> password, for every component role whose password is set."""
+        components = (role.removeprefix("ccas_") for role in db_roles.ROLES)
+        return {component: password for component in components
+                if (password := secret(getattr(self, f"db_password_{component}")))}
+
+
+def create_roles(url: str, passwords: dict[str, str]) -> list[str]:
+    import psycopg2
+
+    connection = psycopg2.connect(url)
+    try:
+        return db_roles.ensure_login_roles(connection, passwords)
+    finally:
+        connection.close()
 
 
 def _is_migrations_folder(folder: Path) -> bool:
@@ -66,8 +100,6 @@ def upgrade(url: str, revision: str = "head") -> None:
     """Migrate, then grant each component's role what it may do on the tables now there (ccas/db_roles.py)."""
     import psycopg2
 
-    from ccas import db_roles
-
     command.upgrade(alembic_config(url), revision)
     connection = psycopg2.connect(url)
     try:
@@ -93,15 +125,25 @@ def main(argv: list[str]) -> int:
     sub.add_parser("migrate", help="alembic upgrade head").add_argument("revision", nargs="?", default="head")
     sub.add_parser("downgrade", help="alembic downgrade (default: base)").add_argument("revision", nargs="?", default="base")
     sub.add_parser("current", help="show the current revision")
+    sub.add_parser("roles", help="create the components' login roles or set their passwords (CCAS_DB_PASSWORD_<COMPONENT>, "
+                                 "environment only); run it before `migrate`, which grants them")
     args = parser.parse_args(argv)
     try:
-        url = secret(load(MigrationSettings, args).database_url)
+        settings = load(RoleSettings if args.command == "roles" else MigrationSettings, args)
     except ConfigurationError as error:
         print(f"ccas db {args.command}: {error}", file=sys.stderr)
         return 2
+    url = secret(settings.database_url)
+    passwords = settings.passwords() if isinstance(settings, RoleSettings) else {}
+    if args.command == "roles" and not passwords:
+        variables = ", ".join(f"CCAS_{name.upper()}" for name in RoleSettings.model_fields if name.startswith("db_password_"))
+        print(f"ccas db roles: no role password is set (one or more of {variables})", file=sys.stderr)
+        return 2
     _log_like_alembic_ini()
     try:
-        if args.command == "migrate":
+        if args.command == "roles":
+            print(f"ccas db roles: {', '.join(create_roles(url, passwords))} can log in with their passwords")
+        elif args.command == "migrate":
             upgrade(url, args.revision)  # and the components' grants (ccas/db_roles.py)
         elif args.command == "downgrade":
             command.downgrade(alembic_config(url), args.revision)

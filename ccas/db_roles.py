@@ -13,7 +13,7 @@ roles of their own, each granted exactly what its code does:
 
 No role but the owner reads `audit_log`. `grant()` is idempotent: it revokes what a role holds on every table first, so a
 privilege removed here is removed from the database too. A role that does not exist on the server is skipped (a deployment
-names the roles it creates; the local stack creates all four).
+names the roles it creates: the local stack creates all four, `ccas db roles` those whose password it is given).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import psycopg2.extensions
 from psycopg2 import sql
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,26 @@ def component_role(component: str) -> str:
     if role not in GRANTS:
         raise ValueError(f"no database role for {component!r} (one of {', '.join(r[5:] for r in ROLES)})")
     return role
+
+
+def ensure_login_roles(connection: Any, passwords: dict[str, str]) -> list[str]:
+    """Create each component's login role, or set its password when it exists (idempotent); returns the roles.
+
+    The connection's role must be allowed to create roles. The password reaches the server as a SCRAM verifier computed here,
+    so neither the statement nor a log line of it holds the password itself.
+    """
+    roles = []
+    with connection.cursor() as cursor:
+        for component, password in passwords.items():
+            role = component_role(component)
+            verifier = psycopg2.extensions.encrypt_password(password, role, connection, "scram-sha-256")
+            cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
+            verb = sql.SQL("ALTER" if cursor.fetchone() else "CREATE")
+            cursor.execute(sql.SQL("{} ROLE {} LOGIN NOCREATEDB NOCREATEROLE PASSWORD %s").format(verb, sql.Identifier(role)),
+                           (verifier,))
+            roles.append(role)
+    connection.commit()
+    return roles
 
 
 def grant(connection: Any) -> list[str]:

@@ -9,11 +9,16 @@
 | admin         | a super user of the broker: topics and ACLs (`ccas kafka bootstrap`, the stack)                   |
 
 Anything not granted is refused: the broker runs with `allow.everyone.if.no.acl.found=false`.
+
+`ccas kafka principals` applies them to a deployment's brokers (docker-compose.flink.yml's init): it connects to their
+mutual-TLS listener, where its certificate (a super user) identifies it, since no SCRAM user exists before it has run.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from typing import Any
 
 from kafka import KafkaAdminClient
 from kafka.admin import (
@@ -26,8 +31,10 @@ from kafka.admin import (
     ScramMechanism,
     UserScramCredentialUpsertion,
 )
+from pydantic import Field, SecretStr
 
 import schemas
+from core.config import ENVIRONMENT_ONLY, CcasSettings, secret
 
 COMPONENTS = ("poller", "pipeline", "ops", "lag-exporter", "admin")
 PIPELINE_GROUP_PREFIX = "ccas-pipeline"
@@ -89,3 +96,50 @@ def apply(admin: KafkaAdminClient, passwords: dict[str, str]) -> tuple[int, int]
     if result.get("failed"):
         raise RuntimeError(f"ACLs not created: {result['failed'][:3]}")
     return len(upserts), len(acls)
+
+
+def wait_for_credentials(admin: KafkaAdminClient, users: list[str], timeout_s: float = 30.0) -> None:
+    """Return once the brokers describe a SCRAM credential for every user: only then can each log in (TimeoutError)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        described = admin.describe_user_scram_credentials(users)
+        missing = sorted(user for user in users if not (described.get(user) or {}).get("credential_infos"))
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the brokers still describe no SCRAM credential for {', '.join(missing)}")
+        time.sleep(0.5)
+
+
+def _password_field(component: str) -> Any:
+    return Field(json_schema_extra=ENVIRONMENT_ONLY, description=f"SCRAM password of the Kafka user `{component}` "
+                                                                  "(ccas/kafka_acls.py says what it may do)")
+
+
+class KafkaPrincipalSettings(CcasSettings):
+    """`ccas kafka principals`: the administrator's certificate on the mutual-TLS listener and every component's password."""
+
+    kafka_admin_bootstrap: str = Field(
+        json_schema_extra={"flag": "--bootstrap-server"},
+        description="the brokers' mutual-TLS listener, host:port[,host:port...]: there a certificate, not a password, "
+                    "identifies the administrator, so the SCRAM users can be created")
+    kafka_admin_cert_file: str = Field(description="PEM certificate the administrator presents on that listener (a super "
+                                                   "user of the brokers)")
+    kafka_admin_key_file: str = Field(description="PEM private key of CCAS_KAFKA_ADMIN_CERT_FILE")
+    kafka_ca_file: str = Field(default="", description="PEM CA bundle that verifies the brokers' certificates (SSL, "
+                                                       "SASL_SSL); empty: the system trust store")
+    kafka_password_poller: SecretStr = _password_field("poller")
+    kafka_password_pipeline: SecretStr = _password_field("pipeline")
+    kafka_password_ops: SecretStr = _password_field("ops")
+    kafka_password_lag_exporter: SecretStr = _password_field("lag-exporter")
+    kafka_password_admin: SecretStr = _password_field("admin")
+
+    def passwords(self) -> dict[str, str]:
+        """Principal -> password, for every principal of COMPONENTS."""
+        return {component: secret(getattr(self, f"kafka_password_{component.replace('-', '_')}")) for component in COMPONENTS}
+
+    def admin_client(self) -> KafkaAdminClient:
+        return KafkaAdminClient(bootstrap_servers=self.kafka_admin_bootstrap, client_id="ccas-principals",
+                                request_timeout_ms=15000, security_protocol="SSL", ssl_check_hostname=True,
+                                ssl_certfile=self.kafka_admin_cert_file, ssl_keyfile=self.kafka_admin_key_file,
+                                **({"ssl_cafile": self.kafka_ca_file} if self.kafka_ca_file else {}))

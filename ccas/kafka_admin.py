@@ -5,6 +5,8 @@ single-broker stack 1 and 1). `min.insync.replicas` is part of every topic's con
 acknowledged only once that many replicas hold it. The dead-letter topics' retention comes from CCAS_DLQ_RETENTION_DAYS rather
 than topics.yaml: their records hold whole original payloads, customer numbers included, so how long they stay is a data
 protection decision of each deployment.
+
+`ccas kafka principals` creates every component's SCRAM user and its ACLs (ccas/kafka_acls.py) on a deployment's brokers.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from kafka.errors import TopicAlreadyExistsError
 from pydantic import Field, model_validator
 
 import schemas
+from ccas import kafka_acls
+from ccas.kafka_acls import KafkaPrincipalSettings
 from core.config import CcasSettings, add_flags, load, load_for_command
 from core.kafka import client_security
 from core.settings import KafkaSettings
@@ -139,14 +143,35 @@ def bootstrap_topics(admin: KafkaAdminClient, replication: TopicReplication | No
     return report
 
 
+def principals(settings: KafkaPrincipalSettings) -> int:
+    """Every component's SCRAM user and ACLs, then a wait until the brokers know each user (the next step logs in as one)."""
+    admin = settings.admin_client()
+    try:
+        passwords = settings.passwords()
+        users, acls = kafka_acls.apply(admin, passwords)
+        kafka_acls.wait_for_credentials(admin, sorted(passwords))
+    except Exception as error:  # noqa: BLE001 - a CLI reports the broker's answer in one line
+        print(f"kafka principals failed: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    finally:
+        admin.close()
+    print(f"kafka principals: {users} SCRAM-SHA-512 users ({', '.join(sorted(passwords))}), {acls} ACLs")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="ccas kafka", description="Kafka administration for CCAS")
     sub = parser.add_subparsers(dest="command", required=True)
     boot = sub.add_parser("bootstrap", help="create the declared topics (schemas/topics.yaml); idempotent")
     add_flags(boot, KafkaBootstrapSettings)
+    users = sub.add_parser("principals", help="every component's SCRAM user and least-privilege ACLs, over the brokers' "
+                                              "mutual-TLS listener; passwords CCAS_KAFKA_PASSWORD_<COMPONENT>; idempotent")
+    add_flags(users, KafkaPrincipalSettings)
     args = parser.parse_args(argv)
-    settings = load_for_command(KafkaBootstrapSettings, args, "kafka bootstrap")
     logging.getLogger("kafka").setLevel(logging.ERROR)
+    if args.command == "principals":
+        return principals(load_for_command(KafkaPrincipalSettings, args, "kafka principals"))
+    settings = load_for_command(KafkaBootstrapSettings, args, "kafka bootstrap")
     admin = admin_client(settings.kafka_bootstrap)
     try:
         for line in bootstrap_topics(admin, settings):
