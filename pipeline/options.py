@@ -80,6 +80,11 @@ class JobConfig:
     pii_hmac_key: str = ""
     pii_encryption_key: str | None = None
     kafka_security: KafkaSecurity = KafkaSecurity()
+    # The Parquet export (pipeline/transforms/analytics.py).
+    analytics_export: bool = True
+    analytics_window_s: int = 3600
+    analytics_allowed_lateness_s: int = 2 * 24 * 3600
+    analytics_shards: int = 1
 
     def __repr__(self) -> str:  # secrets never reach a log line
         return f"JobConfig(kafka={self.kafka_bootstrap}, io={self.kafka_io}, bucket={self.s3_bucket}, scoring={self.scoring_url})"
@@ -141,7 +146,8 @@ def validate_options(options: PipelineOptions, settings: PipelineSettings | None
         metrics_port=s.pipeline_metrics_port, prism_location=s.prism_location, skill_languages=skill_languages,
         scoring_token=secret(s.scoring_token), scoring_ca_file=s.scoring_ca_file, pii_hmac_key=secret(s.pii_hmac_key),
         pii_encryption_key=(secret(s.pii_encryption_key) or None) if s.pii_store_encrypted_number else None,
-        kafka_security=s.kafka_security(),
+        kafka_security=s.kafka_security(), analytics_export=s.analytics_export, analytics_window_s=s.analytics_window_s,
+        analytics_allowed_lateness_s=s.analytics_allowed_lateness_s, analytics_shards=s.analytics_shards,
     )
 
 

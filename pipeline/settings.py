@@ -16,6 +16,7 @@ from core.settings import DatabaseSettings, KafkaSettings, RecorderSettings, S3S
 
 # core.pii.customer_key refuses shorter keys; the settings refuse them first, naming the variable.
 MIN_PII_HMAC_KEY_BYTES = 16
+SECONDS_PER_DAY = 24 * 3600
 
 
 class PipelineSettings(KafkaSettings, DatabaseSettings, S3Settings, RecorderSettings):
@@ -54,6 +55,16 @@ class PipelineSettings(KafkaSettings, DatabaseSettings, S3Settings, RecorderSett
         default="", description="language of calls by skill, sent to ASR as the recording's metadata: 'skill=lang,...' "
                                 "(a skill ending in * is a prefix, e.g. VN_*=vi); unlisted skills: the ASR detects it")
     dedup_ttl_s: int = Field(default=24 * 3600, ge=1, description="how long DedupPerCall remembers a call_id (event time, s)")
+    analytics_export: bool = Field(default=True, description="write each scored call as a row of a Parquet file under "
+                                                             "analytics/scoring_results/ in the bucket (docs/analytics.md)")
+    analytics_window_s: int = Field(default=3600, ge=60, le=SECONDS_PER_DAY,
+                                    description="event-time window of one analytics file (s); a whole number of minutes that "
+                                                "divides a day, so no window straddles two date= partitions")
+    analytics_allowed_lateness_s: int = Field(
+        default=2 * SECONDS_PER_DAY, ge=0, description="how long after its window's end a late call is still exported, in an "
+                                                       "extra file of the window (later ones are not; scoring_result has them)")
+    analytics_shards: int = Field(default=1, ge=1, le=64, description="analytics files per window and pane: the rows spread "
+                                                                      "over this many writers by a hash of their key (the call)")
     pipeline_metrics_host: str = Field(default="127.0.0.1", json_schema_extra={"flag": "--metrics_host"},
                                        description="address the worker's Prometheus endpoint binds (0.0.0.0 in a container)")
     pipeline_metrics_port: int = Field(default=0, ge=0, le=65535, json_schema_extra={"flag": "--metrics_port"},
@@ -98,6 +109,13 @@ class PipelineSettings(KafkaSettings, DatabaseSettings, S3Settings, RecorderSett
         # A short key makes the hash of a phone number (a small space) cheap to invert by brute force.
         if len(secret(value).encode()) < MIN_PII_HMAC_KEY_BYTES:
             raise ValueError(f"must be at least {MIN_PII_HMAC_KEY_BYTES} bytes")
+        return value
+
+    @field_validator("analytics_window_s")
+    @classmethod
+    def _window_divides_a_day(cls, value: int) -> int:
+        if value % 60 or SECONDS_PER_DAY % value:
+            raise ValueError("must be a whole number of minutes that divides a day (e.g. 300, 900, 3600, 86400)")
         return value
 
     @field_validator("pii_encryption_key")
