@@ -14,6 +14,8 @@ from pathlib import Path
 
 from avaya_source.mock.settings import AvayaMockSettings
 from avaya_source.settings import PollerSettings
+from ccas.analytics import SECRET_FIELDS as ANALYTICS_SECRET_FIELDS
+from ccas.analytics import AnalyticsQuerySettings
 from ccas.db_admin import MigrationSettings
 from ccas.kafka_admin import KafkaBootstrapSettings
 from ccas.ops.settings import OPS_API_ENVIRONMENT_ONLY, DlqSettings, LagExporterSettings, OpsSettings, StatusSettings
@@ -36,6 +38,7 @@ COMPONENTS: dict[str, type[CcasSettings]] = {
     "lag-exporter": LagExporterSettings,
     "dlq": DlqSettings,
     "status": StatusSettings,
+    "analytics": AnalyticsQuerySettings,
 }
 # The one-shot set-up commands: topics, bucket, migrations.
 BOOTSTRAP_COMPONENTS: dict[str, type[CcasSettings]] = {
@@ -54,6 +57,7 @@ COMMANDS = {
     "lag-exporter": "`ccas lag-exporter`",
     "dlq": "`ccas dlq`",
     "status": "`ccas status`",
+    "analytics": "`ccas analytics query`",
     "kafka-bootstrap": "`ccas kafka bootstrap`",
     "s3-bootstrap": "`ccas s3 bootstrap`",
     "db": "`ccas db migrate | downgrade`",
@@ -62,6 +66,7 @@ COMMANDS = {
 FLAG_STYLES = {"pipeline": "_"}
 # Settings a command deliberately takes from the environment only (keys on a command line would show in `ps`).
 ENVIRONMENT_ONLY: dict[str, tuple[str, ...]] = {"s3-bootstrap": tuple(S3_BOOTSTRAP_SECRET_FIELDS),
+                                                "analytics": ANALYTICS_SECRET_FIELDS,
                                                 "ops-api": OPS_API_ENVIRONMENT_ONLY,
                                                 "pipeline": PIPELINE_ENVIRONMENT_ONLY,
                                                 "scoring-service": SCORING_ENVIRONMENT_ONLY}
