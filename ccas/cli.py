@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "status": ("ccas.ops.status:main", "one screen: services, calls in the last hour, DLQs, lag, p95 latencies, URLs"),
     "argv-watch": ("ccas.security.argv_watch:main", "watch process arguments for the stack's secrets: start | stop | check"),
     "demo": ("ccas.demo:main", "the whole system on the local stack, with progress and a table of scored calls"),
+    "analytics": ("ccas.analytics:main", 'query "SQL": DuckDB over the Parquet files the pipeline exports to S3'),
 }
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from avaya_source.mock.settings import AvayaMockSettings
 from avaya_source.settings import PollerSettings
+from ccas.analytics import SECRET_FIELDS as ANALYTICS_SECRET_FIELDS
+from ccas.analytics import AnalyticsQuerySettings
 from ccas.db_admin import RoleSettings
 from ccas.kafka_acls import KafkaPrincipalSettings
 from ccas.kafka_admin import KafkaBootstrapSettings
@@ -37,6 +39,7 @@ COMPONENTS: dict[str, type[CcasSettings]] = {
     "lag-exporter": LagExporterSettings,
     "dlq": DlqSettings,
     "status": StatusSettings,
+    "analytics": AnalyticsQuerySettings,
 }
 # The one-shot set-up commands: topics, Kafka principals, bucket, migrations and database roles.
 BOOTSTRAP_COMPONENTS: dict[str, type[CcasSettings]] = {
@@ -56,6 +59,7 @@ COMMANDS = {
     "lag-exporter": "`ccas lag-exporter`",
     "dlq": "`ccas dlq`",
     "status": "`ccas status`",
+    "analytics": "`ccas analytics query`",
     "kafka-bootstrap": "`ccas kafka bootstrap`",
     "kafka-principals": "`ccas kafka principals`",
     "s3-bootstrap": "`ccas s3 bootstrap`",
@@ -65,6 +69,7 @@ COMMANDS = {
 FLAG_STYLES = {"pipeline": "_"}
 # Settings a command deliberately takes from the environment only (keys on a command line would show in `ps`).
 ENVIRONMENT_ONLY: dict[str, tuple[str, ...]] = {"s3-bootstrap": tuple(S3_BOOTSTRAP_SECRET_FIELDS),
+                                                "analytics": ANALYTICS_SECRET_FIELDS,
                                                 "ops-api": OPS_API_ENVIRONMENT_ONLY,
                                                 "pipeline": PIPELINE_ENVIRONMENT_ONLY,
                                                 "scoring-service": SCORING_ENVIRONMENT_ONLY}

@@ -6,6 +6,7 @@ import apache_beam as beam
 
 from pipeline.clients import StageClients
 from pipeline.options import JobConfig
+from pipeline.transforms.analytics import ExportScoringResults
 from pipeline.transforms.commit import CommitOffsets
 from pipeline.transforms.dedup import DedupPerCall
 from pipeline.transforms.download import DownloadToS3
@@ -28,6 +29,8 @@ def build_pipeline(p: beam.Pipeline, config: JobConfig, clients: StageClients | 
     scored, scoring_failures = stored | "ScoreCall" >> ScoreCall(config, clients)
     written = scored | "WriteResults" >> WriteResults(config, clients)
     _ = scored | "AgentScorecards" >> AgentScorecards(config, clients)
+    if config.analytics_export:  # a side branch: the offset commit never waits for a window to close
+        _ = scored | "ExportScoringResults" >> ExportScoringResults(config, clients)
     dead = (
         (bad_messages, enrich_failures, download_failures, scoring_failures)
         | "CollectDeadLetters" >> beam.Flatten()

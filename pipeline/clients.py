@@ -57,6 +57,11 @@ class StageClients:
         return AudioStore(s3_client(c.s3_endpoint, c.s3_access_key, c.s3_secret_key, region=c.s3_region, max_pool=max_pool,
                                     ca_file=c.s3_ca_file), c.s3_bucket)
 
+    def analytics_s3(self) -> Any:
+        """The S3 client of the Parquet export: the bucket and identity of the recordings, one small PUT per file."""
+        c = self.config
+        return s3_client(c.s3_endpoint, c.s3_access_key, c.s3_secret_key, region=c.s3_region, ca_file=c.s3_ca_file)
+
     def recorder(self) -> RecorderHttp:
         c = self.config
         # The download stage's retry policy is the only one: the transport's own retries are off.

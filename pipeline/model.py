@@ -107,6 +107,11 @@ class ScoredCall:
     def source(self) -> SourcePosition:
         return self.audio.source
 
+    @property
+    def end_to_end_ms(self) -> int:
+        """Call end to scored (ms), clamped at 0: ended_at comes from the recorder's clock, scored_at from the worker's."""
+        return max(0, int((parse_iso(self.scored_at) - parse_iso(self.audio.call.ended_at)).total_seconds() * 1000))
+
 
 @dataclass(frozen=True)
 class DeadLetter:

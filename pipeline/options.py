@@ -83,6 +83,11 @@ class JobConfig:
     scorecard_time_zone: str = "Asia/Ho_Chi_Minh"
     scorecard_lateness_s: int = 2 * 24 * 3600
     scorecard_early_firing_s: int = 60
+    # The Parquet export (pipeline/transforms/analytics.py).
+    analytics_export: bool = True
+    analytics_window_s: int = 3600
+    analytics_allowed_lateness_s: int = 2 * 24 * 3600
+    analytics_shards: int = 1
 
     def __repr__(self) -> str:  # secrets never reach a log line
         return f"JobConfig(kafka={self.kafka_bootstrap}, io={self.kafka_io}, bucket={self.s3_bucket}, scoring={self.scoring_url})"
@@ -146,6 +151,8 @@ def validate_options(options: PipelineOptions, settings: PipelineSettings | None
         pii_encryption_key=(secret(s.pii_encryption_key) or None) if s.pii_store_encrypted_number else None,
         kafka_security=s.kafka_security(), scorecard_time_zone=s.scorecard_time_zone,
         scorecard_lateness_s=s.scorecard_allowed_lateness_s, scorecard_early_firing_s=s.scorecard_early_firing_s,
+        analytics_export=s.analytics_export, analytics_window_s=s.analytics_window_s,
+        analytics_allowed_lateness_s=s.analytics_allowed_lateness_s, analytics_shards=s.analytics_shards,
     )
 
 

@@ -34,6 +34,7 @@ def fixed_utc_offset_s(time_zone: str) -> int:
 
 # core.pii.customer_key refuses shorter keys; the settings refuse them first, naming the variable.
 MIN_PII_HMAC_KEY_BYTES = 16
+SECONDS_PER_DAY = 24 * 3600
 
 
 class PipelineSettings(KafkaSettings, DatabaseSettings, S3Settings, RecorderSettings):
@@ -81,6 +82,16 @@ class PipelineSettings(KafkaSettings, DatabaseSettings, S3Settings, RecorderSett
     scorecard_early_firing_s: int = Field(
         default=60, ge=0, description="while a scorecard window is open its row is refreshed this often (s, processing "
                                         "time); 0: written only when the window closes and for late calls")
+    analytics_export: bool = Field(default=True, description="write each scored call as a row of a Parquet file under "
+                                                             "analytics/scoring_results/ in the bucket (docs/analytics.md)")
+    analytics_window_s: int = Field(default=3600, ge=60, le=SECONDS_PER_DAY,
+                                    description="event-time window of one analytics file (s); a whole number of minutes that "
+                                                "divides a day, so no window straddles two date= partitions")
+    analytics_allowed_lateness_s: int = Field(
+        default=2 * SECONDS_PER_DAY, ge=0, description="how long after its window's end a late call is still exported, in an "
+                                                       "extra file of the window (later ones are not; scoring_result has them)")
+    analytics_shards: int = Field(default=1, ge=1, le=64, description="analytics files per window and pane: the rows spread "
+                                                                      "over this many writers by a hash of their key (the call)")
     pipeline_metrics_host: str = Field(default="127.0.0.1", json_schema_extra={"flag": "--metrics_host"},
                                        description="address the worker's Prometheus endpoint binds (0.0.0.0 in a container)")
     pipeline_metrics_port: int = Field(default=0, ge=0, le=65535, json_schema_extra={"flag": "--metrics_port"},
@@ -131,6 +142,13 @@ class PipelineSettings(KafkaSettings, DatabaseSettings, S3Settings, RecorderSett
     @classmethod
     def _one_utc_offset(cls, value: str) -> str:
         fixed_utc_offset_s(value)
+        return value
+
+    @field_validator("analytics_window_s")
+    @classmethod
+    def _window_divides_a_day(cls, value: int) -> int:
+        if value % 60 or SECONDS_PER_DAY % value:
+            raise ValueError("must be a whole number of minutes that divides a day (e.g. 300, 900, 3600, 86400)")
         return value
 
     @field_validator("pii_encryption_key")

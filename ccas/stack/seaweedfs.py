@@ -10,14 +10,18 @@ from ccas.stack import process, tls, tools
 from ccas.stack.service import Service
 
 S3_IDENTITY = "ccas"
-PIPELINE_PREFIXES = ("raw/", "transcripts/")  # recordings and transcripts: the pipeline's whole footprint in the bucket
+PIPELINE_PREFIXES = ("raw/", "transcripts/")  # recordings and transcripts: read back by the scoring stage, tagged
+# The Parquet export (pipeline/transforms/analytics.py): written once under a new name per file, never read back nor listed.
+ANALYTICS_PREFIX = "analytics/"
 
 
 def component_actions(bucket: str) -> dict[str, list[str]]:
     """What each component's identity may do (settings.S3_COMPONENTS): no Admin, nothing outside its objects."""
     return {
-        "pipeline": [f"{action}:{bucket}/{prefix}*" for prefix in PIPELINE_PREFIXES for action in ("Read", "Write", "Tagging")],
-        "console": [f"Read:{bucket}/*"],  # listens to recordings, reads transcripts: get only
+        "pipeline": [*(f"{action}:{bucket}/{prefix}*" for prefix in PIPELINE_PREFIXES for action in ("Read", "Write", "Tagging")),
+                     f"Write:{bucket}/{ANALYTICS_PREFIX}*"],
+        # Listens to recordings, reads transcripts (get only); lists and reads the analytics files (`ccas analytics query`).
+        "console": [f"Read:{bucket}/*", f"List:{bucket}/{ANALYTICS_PREFIX}*"],
     }
 
 

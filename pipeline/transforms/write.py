@@ -11,7 +11,7 @@ from apache_beam.metrics import Metrics
 from pipeline import metrics as prom
 from pipeline.clients import StageClients
 from pipeline.io.resilience import KAFKA, POSTGRES
-from pipeline.model import DeadLetter, ScoredCall, SourcePosition, parse_iso
+from pipeline.model import DeadLetter, ScoredCall, SourcePosition
 from pipeline.options import JobConfig
 from pipeline.transforms._bundles import BatchingDoFn, Held
 from schemas.contracts import STAGES_WITH_CALL_ROW
@@ -33,8 +33,7 @@ class _WriteResultsFn(BatchingDoFn):
 
     def complete(self, held: list[Held]) -> list[tuple[str | None, Any, Held]]:
         scored: list[ScoredCall] = [item.element for item in held]
-        end_to_end = {s.call_id: max(0, int((parse_iso(s.scored_at) - parse_iso(s.audio.call.ended_at)).total_seconds() * 1000))
-                      for s in scored}
+        end_to_end = {s.call_id: s.end_to_end_ms for s in scored}
         messages = [("scoring.results", result.call_id, {
             "call_id": result.call_id, "score": result.score, "scorable": result.scorable, "reason": result.reason,
             "model_version": result.model_version, "latency_ms": result.latency_ms,

@@ -40,7 +40,7 @@ class World:
     db_calls: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)  # (method, call_ids) per transaction
     published: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)  # (topic, key, value)
     objects: dict[str, bytes] = field(default_factory=dict)  # S3 key -> body
-    object_args: dict[str, dict[str, Any]] = field(default_factory=dict)  # S3 key -> SSE, tagging, content type of its PUT
+    object_args: dict[str, dict[str, Any]] = field(default_factory=dict)  # S3 key -> SSE, tagging, type, metadata of its PUT
     transcribe: bool = False  # the fake scoring service answers with a transcript, as one with ASR does
     recordings: dict[str, bytes] = field(default_factory=dict)  # what the recorder replays, per call_id
     replay_failures: dict[str, tuple[int, Callable[[], AvayaError]]] = field(default_factory=dict)
@@ -166,6 +166,9 @@ class FakeClients(StageClients):
     def audio_store(self, max_pool: int) -> AudioStore:
         return AudioStore(FakeS3(self._open("audio_store")), BUCKET)
 
+    def analytics_s3(self) -> FakeS3:
+        return FakeS3(self._open("analytics_s3"))
+
     def recorder(self) -> FakeRecorder:
         return FakeRecorder(self._open("recorder"))
 
@@ -267,7 +270,7 @@ class FakeProducer:
 
 
 class FakeS3:
-    """The boto3 calls AudioStore makes for a recording under one part: put_object and get_object."""
+    """The boto3 calls AudioStore makes for a recording under one part, and the Parquet export's: put_object, get_object."""
 
     def __init__(self, world: World) -> None:
         self.world = world
@@ -276,7 +279,7 @@ class FakeS3:
         self.world.take_outage("audio_store")
         with self.world.lock:
             self.world.objects[Key] = bytes(Body)
-            self.world.object_args[Key] = {k: args.get(k) for k in ("ServerSideEncryption", "Tagging", "ContentType")}
+            self.world.object_args[Key] = {k: args.get(k) for k in ("ServerSideEncryption", "Tagging", "ContentType", "Metadata")}
             return {"VersionId": f"v{len(self.world.objects)}"}
 
     def get_object(self, *, Bucket: str, Key: str, **_: Any) -> dict[str, Any]:  # noqa: N803 - boto3's names
