@@ -179,7 +179,9 @@ class Poller:
         change = tracking.plan(tracked, unique.values(), {r.call_id for r in ended}, searched_at, self.config.max_call_age)
 
         self.in_doubt = True  # from here until the DB commit, a failure leaves the topic ahead of the table
-        self.publisher.publish(events)
+        # Every call that ended before the window's end is published now or was before (a call still running when the
+        # recorder was asked ends later): the window's end is the readers' watermark for partitions without a call.
+        self.publisher.publish(events, watermark=window.end)
         outcome.poll_to_publish_s = time.monotonic() - started
         published_at = datetime.now(UTC)
         self.store.commit_window([Published.of(r) for r, _ in events], window.start, window.end, change)

@@ -20,6 +20,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from avaya_source.records import Recording
 from avaya_source.store import Published
 from core.kafka import KafkaSecurity, client_security
+from schemas.contracts import WATERMARK_KEY, is_watermark_marker
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +58,10 @@ class TransactionalPublisher:
     def start(self) -> None:
         self._open()
 
-    def publish(self, events: list[tuple[Recording, dict]]) -> None:
-        """Send all events in one transaction; returns once it is committed (which flushes), raises if it is not."""
-        if not events:
+    def publish(self, events: list[tuple[Recording, dict]], watermark: datetime | None = None) -> None:
+        """Send all events in one transaction, then (when given) a watermark marker into every partition; returns once the
+        transaction is committed (which flushes), raises if it is not."""
+        if not events and watermark is None:
             return
         producer = self._open()
         producer.begin_transaction()
@@ -71,6 +73,12 @@ class TransactionalPublisher:
                 # Kafka timestamp = call end: the pipeline's event time (docs/design.md: latency is measured from call end).
                 sent.append(producer.send(self.topic, key=recording.call_id, value=value,
                                           timestamp_ms=int(ended_at.timestamp() * 1000)))
+            if watermark is not None:
+                # After the calls, in the same transaction: a reader never sees the marker without the calls before it.
+                marker = {"watermark": watermark.isoformat(), "producer": self.transactional_id}
+                for partition in sorted(producer.partitions_for(self.topic)):
+                    sent.append(producer.send(self.topic, key=WATERMARK_KEY, value=marker, partition=partition,
+                                              timestamp_ms=int(watermark.timestamp() * 1000)))
             # Every record acknowledged before the commit: kafka-python commits a transaction even when a record of it
             # expired undelivered (seen with the broker stopped for 30 s: the window was checkpointed, the call never
             # reached the topic). A failed send raises here, and the transaction is aborted by reset(). The wait is bounded:
@@ -132,7 +140,7 @@ class TransactionalPublisher:
                 batch = consumer.poll(timeout_ms=1000, max_records=2000)
                 for tp, messages in batch.items():
                     for message in messages:
-                        if message.offset < todo.get(tp, -1):
+                        if message.offset < todo.get(tp, -1) and not is_watermark_marker(message.key):
                             found.append(_published_of(message.value))
                 for tp in list(todo):
                     if consumer.position(tp) >= todo[tp]:

@@ -22,7 +22,7 @@ def build_pipeline(p: beam.Pipeline, config: JobConfig, clients: StageClients | 
     """Every stage from calls.raw to the offset commit; `clients` (default: the real ones of `config`) feeds the I/O stages."""
     clients = clients or StageClients(config)
     records = p | "ReadCallEvents" >> ReadCallEvents(config)
-    events, bad_messages = records | "ParseAndValidate" >> ParseAndValidate()
+    events, bad_messages, markers = records | "ParseAndValidate" >> ParseAndValidate()
     unique, duplicates = events | "DedupPerCall" >> DedupPerCall(config.dedup_ttl_s)
     enriched, enrich_failures, already_scored = unique | "EnrichCall" >> EnrichCall(config, clients)
     stored, download_failures = enriched | "DownloadToS3" >> DownloadToS3(config, clients)
@@ -37,7 +37,7 @@ def build_pipeline(p: beam.Pipeline, config: JobConfig, clients: StageClients | 
         | "WriteDeadLetters" >> WriteDeadLetters(config, clients)
     )
     _ = (
-        (written, dead, duplicates, already_scored)
+        (written, dead, duplicates, already_scored, markers)
         | "CollectFinished" >> beam.Flatten()
         | "CommitOffsets" >> CommitOffsets(config.kafka_bootstrap, config.consumer_group,
                                            consumer_factory=clients.offset_consumer, outage_budget_s=config.outage_budget_s,

@@ -22,6 +22,11 @@ STAGES: tuple[str, ...] = tuple(STAGE_DLQ)
 DLQ_TOPICS: tuple[str, ...] = tuple(dict.fromkeys(STAGE_DLQ.values()))
 # Stages after which the call has a row in PostgreSQL that a dead letter marks ERROR.
 STAGES_WITH_CALL_ROW: tuple[str, ...] = ("download", "score")
+# The key of the poller's watermark markers on calls.raw: after each window it writes one into every partition, stamped (Kafka
+# CreateTime) with the window's end, before which every ended call has been published. The readers' create-time watermark then
+# advances on partitions that had no call; the pipeline commits past a marker and goes on (no call, no dead letter). `~` is not
+# a call-id character, so a marker can never be taken for a call.
+WATERMARK_KEY = "~watermark"
 # The topic a requeued dead letter goes back to: the pipeline's input, which re-runs every stage idempotently.
 REQUEUE_TOPIC = "calls.raw"
 
@@ -36,3 +41,10 @@ def dlq_stage(topic: str) -> str:
         if dlq == topic:
             return stage
     raise KeyError(f"{topic!r} is not a dead-letter topic; declared: {', '.join(DLQ_TOPICS)}")
+
+
+def is_watermark_marker(key: bytes | str | None) -> bool:
+    """True for the key of a poller's watermark marker on calls.raw."""
+    if isinstance(key, bytes):
+        key = key.decode("utf-8", errors="replace")
+    return key == WATERMARK_KEY

@@ -41,6 +41,7 @@ from pipeline import metrics as prom
 from pipeline.clients import offset_consumer
 from pipeline.io.resilience import KAFKA, POSTGRES, hold
 from pipeline.model import SourcePosition
+from schemas.contracts import WATERMARK_KEY, is_watermark_marker
 
 log = logging.getLogger(__name__)
 HOUSEKEEPING_DELAY_S = 2
@@ -157,7 +158,7 @@ class _CommitFn(beam.DoFn):
 
     def _read_back(self, tp: Any, start: int, end: int) -> tuple[dict[int, Any], int]:
         """The data records of [start, end) as {offset: value} (at most RECOVER_AT_MOST), and the offset the read reached:
-        every offset below it that is not a key is a control record."""
+        every offset below it that is not a key is a control record. A watermark marker's value is WATERMARK_KEY."""
         def read(consumer: Any) -> tuple[dict[int, Any], int]:
             consumer.assign([tp])
             consumer.seek(tp, start)
@@ -170,7 +171,9 @@ class _CommitFn(beam.DoFn):
                 records = [record for records in batches.values() for record in records]
                 if not records and int(consumer.position(tp)) == position:
                     return values, position
-                values.update((int(record.offset), record.value) for record in records if record.offset < end)
+                # A watermark marker carries no call: its value is replaced by the marker's key, which _stranded passes.
+                values.update((int(record.offset), WATERMARK_KEY if is_watermark_marker(record.key) else record.value)
+                              for record in records if record.offset < end)
 
         return self._kafka(read)
 
@@ -193,7 +196,8 @@ class _CommitFn(beam.DoFn):
             return next_offset
         stalled_state.write([next_offset, now_ms])  # nothing to pass: look again after another STRANDED_AFTER_S
         values, reached = self._read_back(tp, next_offset, upper)
-        calls: dict[int, str | None] = {offset: _call_id(value) for offset, value in values.items()}
+        markers = {offset for offset, value in values.items() if value == WATERMARK_KEY}
+        calls: dict[int, str | None] = {offset: _call_id(value) for offset, value in values.items() if offset not in markers}
         if self.db is None:
             self.db = self.database_factory()
         wanted = sorted({call for call in calls.values() if call})
@@ -204,7 +208,9 @@ class _CommitFn(beam.DoFn):
             if offset in done:
                 offset = advance(offset, done)
                 continue
-            if offset in calls:  # a data record: passed only when its call is final
+            if offset in markers:  # the poller's watermark marker: nothing to wait for
+                passed.append(f"{offset} (watermark marker)")
+            elif offset in calls:  # a data record: passed only when its call is final
                 if statuses.get(calls[offset] or "") != "SCORED":
                     break
                 passed.append(f"{offset} (call {calls[offset]})")

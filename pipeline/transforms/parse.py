@@ -1,4 +1,8 @@
-"""ParseAndValidate: Kafka records of calls.raw → schema-valid CallEvents; anything else → a dead letter with its reason."""
+"""ParseAndValidate: Kafka records of calls.raw → schema-valid CallEvents; anything else → a dead letter with its reason.
+
+The poller's watermark markers (schemas.contracts.WATERMARK_KEY) carry no call: their Kafka CreateTime has already moved the
+reader's watermark, so here they only leave their position, to be committed with the finished messages.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from apache_beam.metrics import Metrics
 import schemas
 from pipeline.io.records import KafkaRecord
 from pipeline.model import CallEvent, DeadLetter, SourcePosition
-from schemas.contracts import DEAD_LETTER_TAG
+from schemas.contracts import DEAD_LETTER_TAG, is_watermark_marker
 
 # A calls.raw value is about 1 KB. Anything far larger is refused before it is parsed, and a dead letter keeps at most this
 # much of it: the dead letter must itself fit in a Kafka message (1 MB by default) with its stack and metadata.
@@ -60,15 +64,23 @@ def original_payload(value: bytes | None) -> Any:
     return (value or b"")[:MAX_PAYLOAD_CHARS].decode("utf-8", errors="replace")
 
 
+MARKER_TAG = "watermark_marker"
+
+
 class _ParseFn(beam.DoFn):
-    """KafkaRecord → CallEvent | TaggedOutput(dead_letter, DeadLetter)."""
+    """KafkaRecord → CallEvent | TaggedOutput(dead_letter, DeadLetter) | TaggedOutput(watermark_marker, SourcePosition)."""
 
     def __init__(self) -> None:
         self.parsed = Metrics.counter(self.__class__, "calls_parsed")
         self.rejected = Metrics.counter(self.__class__, "calls_rejected")
+        self.markers = Metrics.counter(self.__class__, "watermark_markers")
 
     def process(self, record: KafkaRecord) -> Iterator[Any]:
         source = SourcePosition(record.topic, record.partition, record.offset)
+        if is_watermark_marker(record.key):
+            self.markers.inc()
+            yield pvalue.TaggedOutput(MARKER_TAG, source)
+            return
         try:
             value = decode_value(record.value)
             schemas.validate("calls.raw", value)
@@ -88,15 +100,16 @@ class _ParseFn(beam.DoFn):
 
 @beam.typehints.with_input_types(KafkaRecord)
 class ParseAndValidate(beam.PTransform):
-    """calls.raw records → (CallEvent, DeadLetter).
+    """calls.raw records → (CallEvent, DeadLetter, SourcePosition of each watermark marker).
 
-    Returns a tuple (good, dead_letters): undecodable, schema-invalid or mis-keyed messages become dead letters for calls.raw.dlq.
+    Returns a tuple (good, dead_letters, markers): undecodable, schema-invalid or mis-keyed messages become dead letters for
+    calls.raw.dlq; the poller's watermark markers are done once read (their positions are for the offset commit).
     """
 
-    def expand(self, records: Any) -> tuple[Any, Any]:
+    def expand(self, records: Any) -> tuple[Any, Any, Any]:
         results = (
             records
             | "Parse" >> beam.ParDo(_ParseFn()).with_input_types(KafkaRecord).with_output_types(CallEvent)
-            .with_outputs(DEAD_LETTER_TAG, main="good")
+            .with_outputs(DEAD_LETTER_TAG, MARKER_TAG, main="good")
         )
-        return results.good, results[DEAD_LETTER_TAG]
+        return results.good, results[DEAD_LETTER_TAG], results[MARKER_TAG]

@@ -20,6 +20,7 @@ import requests
 import schemas
 from ccas.settings import REPO_ROOT
 from core.kafka import client_security
+from schemas.contracts import is_watermark_marker
 
 PYTHON = sys.executable
 MOCK_USER = "ccas"
@@ -124,8 +125,9 @@ def mock_env() -> dict[str, str]:
     return env
 
 
-def consume_all(bootstrap: str, topic: str, idle_s: float = 3.0, timeout_s: float = 120.0) -> list:
-    """Every committed message on `topic` (read_committed, from the beginning), once no new message came for idle_s."""
+def consume_all(bootstrap: str, topic: str, idle_s: float = 3.0, timeout_s: float = 120.0, markers: bool = False) -> list:
+    """Every committed message on `topic` (read_committed, from the beginning), once no new message came for idle_s; the
+    poller's watermark markers only when `markers`."""
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(
@@ -143,7 +145,7 @@ def consume_all(bootstrap: str, topic: str, idle_s: float = 3.0, timeout_s: floa
         while time.monotonic() < deadline and time.monotonic() - last < idle_s:
             batch = consumer.poll(timeout_ms=500)
             for records in batch.values():
-                messages.extend(records)
+                messages.extend(r for r in records if markers or not is_watermark_marker(r.key))
                 last = time.monotonic()
         return messages
     finally:

@@ -32,8 +32,11 @@ class _Producer:
     def begin_transaction(self) -> None:
         self.calls.append("begin")
 
-    def send(self, topic: str, key: str, value: dict, timestamp_ms: int) -> _Future:
-        self.calls.append(f"send {key}")
+    def partitions_for(self, topic: str) -> set[int]:
+        return {2, 0, 1}
+
+    def send(self, topic: str, key: str, value: dict, timestamp_ms: int, partition: int | None = None) -> _Future:
+        self.calls.append(f"send {key}" if partition is None else f"send {key} to {partition} at {timestamp_ms} {value}")
         failing = self.failing_send is not None and len([c for c in self.calls if c.startswith("send")]) == self.failing_send
         return _Future(KafkaTimeoutError("Batch containing 1 record(s) expired") if failing else None)
 
@@ -83,3 +86,22 @@ def test_a_flush_that_outlasts_the_delivery_wait_aborts_the_window_instead_of_bl
         publisher.publish([(_recording("1001"), {"call_id": "1001"})])
     assert producer.flush_timeouts == [publisher.delivery_wait_s] and publisher.delivery_wait_s <= 30
     assert "commit" not in producer.calls and publisher._producer is None
+
+
+def test_a_watermark_marker_follows_the_calls_into_every_partition_in_the_same_transaction() -> None:
+    producer = _Producer(failing_send=None)
+    end = datetime(2026, 12, 2, 9, 5, tzinfo=UTC)
+    _publisher(producer).publish([(_recording("1001"), {"call_id": "1001"})], watermark=end)
+    marker = {"watermark": end.isoformat(), "producer": "test"}
+    stamp = int(end.timestamp() * 1000)
+    assert producer.calls == ["begin", "send 1001", *(f"send ~watermark to {p} at {stamp} {marker}" for p in (0, 1, 2)),
+                              "flush", "commit"]
+
+
+def test_a_window_without_calls_still_moves_the_watermark() -> None:
+    producer = _Producer(failing_send=None)
+    _publisher(producer).publish([], watermark=datetime(2026, 12, 2, 9, 5, tzinfo=UTC))
+    assert [c.split(" to ")[0] for c in producer.calls] == ["begin", *["send ~watermark"] * 3, "flush", "commit"]
+    nothing = _Producer(failing_send=None)
+    _publisher(nothing).publish([])
+    assert nothing.calls == []

@@ -138,7 +138,7 @@ class FakePublisher:
     def __init__(self) -> None:
         self.sent: list[str] = []
 
-    def publish(self, events: list[tuple[Recording, dict]]) -> None:
+    def publish(self, events: list[tuple[Recording, dict]], watermark: datetime | None = None) -> None:
         self.sent += [value["call_id"] for _, value in events]
 
     def read_back(self, since: datetime) -> list[Published]:

@@ -23,6 +23,7 @@ from pipeline.io.publisher import EventPublisher
 from pipeline.io.storage import AudioStore
 from pipeline.model import EnrichedCall, ScoredCall, StoredAudio
 from pipeline.options import JobConfig
+from schemas.contracts import WATERMARK_KEY
 
 FOREVER = -1
 BUCKET = "fake-audio"
@@ -380,6 +381,7 @@ class FakeScoring:
 class _Record:
     offset: int
     value: bytes | None = None
+    key: bytes | None = None
 
 
 class FakeConsumer:
@@ -423,7 +425,11 @@ class FakeConsumer:
             following = [offset for offset in data if offset >= position]
             if following:
                 call_id = self.world.record_calls.get((tp.topic, tp.partition, min(following)))
-                found[tp] = [_Record(min(following), json.dumps({"call_id": call_id}).encode() if call_id else None)]
+                if call_id == WATERMARK_KEY:  # the poller's watermark marker
+                    found[tp] = [_Record(min(following), b'{"watermark": "2026-11-25T10:00:00+00:00"}', WATERMARK_KEY.encode())]
+                else:
+                    found[tp] = [_Record(min(following), json.dumps({"call_id": call_id}).encode() if call_id else None,
+                                         call_id.encode() if call_id else None)]
                 self.positions[tp] = min(following) + 1
             else:
                 self.positions[tp] = end

@@ -173,6 +173,15 @@ def test_a_position_the_runner_lost_is_passed_only_when_its_call_is_scored(
     assert world.group_offsets.get((TOPIC, 0), 0) == expected  # SCORED: past 0-4 (3 a marker); else it keeps waiting
 
 
+def test_the_lost_position_of_a_watermark_marker_never_holds_the_commit(
+        fakes: tuple[FakeClients, World], monkeypatch: pytest.MonkeyPatch) -> None:
+    clients, world = fakes
+    monkeypatch.setattr(commit, "STRANDED_AFTER_S", 0)
+    world.record_calls[(TOPIC, 0, 0)] = "~watermark"  # the poller's marker: no call, so no status to wait for
+    run(clients, [[1, 2, 4], [], [], []], recover=True)  # offset 0's position never arrives
+    assert world.group_offsets.get((TOPIC, 0), 0) == 5
+
+
 @pytest.mark.parametrize("second_status,expected", [("SCORED", LOG_END), ("ERROR", 1)])
 def test_several_lost_positions_are_passed_in_one_recovery_up_to_the_first_call_not_scored(
         fakes: tuple[FakeClients, World], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,

@@ -43,7 +43,7 @@ def test_good_and_bad_records_are_split() -> None:
         record(8, None, None),
     ]
     with TestPipeline(runner=RUNNER) as p:
-        events, dead = p | beam.Create(inputs) | ParseAndValidate()
+        events, dead, _ = p | beam.Create(inputs) | ParseAndValidate()
         assert_that(events | "Ids" >> beam.Map(lambda e: (e.call_id, e.source.offset, e.value["skill"])),
                     equal_to([("1001", 1, "billing")]), label="good")
         assert_that(dead | "Why" >> beam.Map(lambda d: (d.source.offset, d.stage, d.error_type, d.call_id, d.retries)),
@@ -70,7 +70,17 @@ def test_an_oversized_value_is_dead_with_a_bounded_payload() -> None:
     huge = json.dumps(raw_value("1101", skill="x" * (MAX_VALUE_BYTES + 10))).encode()
     just_big = json.dumps(raw_value("1102", duration=-3, note="y" * (MAX_PAYLOAD_CHARS + 10))).encode()
     with TestPipeline(runner=RUNNER) as p:
-        _, dead = p | beam.Create([record(1, b"1101", huge), record(2, b"1102", just_big)]) | ParseAndValidate()
+        _, dead, _ = p | beam.Create([record(1, b"1101", huge), record(2, b"1102", just_big)]) | ParseAndValidate()
         assert_that(dead | beam.Map(lambda d: (d.source.offset, d.error_type, isinstance(d.payload, str),
                                                len(json.dumps(dead_letter_value(d))) < 200_000)),
                     equal_to([(1, "OversizedMessage", True, True), (2, "SchemaError", True, True)]))
+
+
+def test_a_watermark_marker_is_neither_a_call_nor_a_dead_letter_but_its_position_is_finished() -> None:
+    marker = record(9, b"~watermark", json.dumps({"watermark": "2026-11-25T10:00:00+00:00", "producer": "p"}).encode())
+    call = record(10, b"1010", json.dumps(raw_value("1010")).encode())
+    with TestPipeline(runner=RUNNER) as p:
+        events, dead, markers = p | beam.Create([marker, call]) | ParseAndValidate()
+        assert_that(events | "Ids" >> beam.Map(lambda e: e.call_id), equal_to(["1010"]), label="events")
+        assert_that(dead, equal_to([]), label="dead")
+        assert_that(markers | "Offsets" >> beam.Map(lambda s: (s.partition, s.offset)), equal_to([(3, 9)]), label="markers")
