@@ -84,6 +84,33 @@ SCORING_RESULTS_SCHEMA = pa.schema([
     column("scored_at", UTC_MICROS, "when the pipeline received the score (UTC)", nullable=False),
 ])
 
+# One row per firing (pane) of a scorecard window (pipeline/transforms/scorecard.py); a window's value is its highest pane.
+_CRITERION_COUNTS = pa.struct([("passed", pa.int64()), ("applicable", pa.int64()), ("pass_rate", pa.float64())])
+AGENT_SCORECARDS_SCHEMA = pa.schema([
+    column("dimension", pa.string(), "what the window is keyed by: agent or skill", nullable=False),
+    column("dimension_key", pa.string(), "the agent id or the skill", nullable=False),
+    column("granularity", pa.string(), "hour or day (of the configured time zone)", nullable=False),
+    column("window_start", UTC_MICROS, "window start, inclusive (UTC; a local midnight for days)", nullable=False),
+    column("window_end", UTC_MICROS, "window end, exclusive (UTC)", nullable=False),
+    column("time_zone", pa.string(), "the zone whose hours and days the windows follow", nullable=False),
+    column("pane_index", pa.int64(), "0, 1, 2… per firing of the window: the highest is the window's value", nullable=False),
+    column("pane_timing", pa.string(), "EARLY, ON_TIME or LATE", nullable=False),
+    column("calls", pa.int64(), "calls with a result in the window (a call counted once)", nullable=False),
+    column("scored_calls", pa.int64(), "of those, calls with a score", nullable=False),
+    column("score_mean", pa.float64(), "mean score of the scored calls"),
+    column("score_min", pa.float64(), "lowest score"),
+    column("score_max", pa.float64(), "highest score"),
+    column("score_p50", pa.float64(), "median score (linear interpolation, as percentile_cont)"),
+    column("score_p90", pa.float64(), "90th percentile of the scores"),
+    column("criteria", pa.map_(pa.string(), _CRITERION_COUNTS),
+           "criterion id → calls it applied to, how many passed, pass rate"),
+    column("dead_air_total_s", pa.float64(), "dead air over the window's calls (s)"),
+    column("hold_total_s", pa.float64(), "hold time over the window's calls (s)"),
+    column("talk_listen_ratio_mean", pa.float64(), "mean talk/listen ratio of the calls that have one"),
+    column("customer_sentiment_mean", pa.float64(), "mean customer sentiment of the calls that have one"),
+    column("model_versions", pa.list_(pa.string()), "the model versions that scored the window's calls"),
+])
+
 # Metrics of the scoring service's answer (response["metrics"]) exported as columns of their own.
 EXPORTED_METRICS = ("dead_air_total_s", "hold_total_s", "talk_listen_ratio", "customer_sentiment_mean")
 

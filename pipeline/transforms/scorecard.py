@@ -43,7 +43,8 @@ from pipeline.model import ScoredCall, iso
 from pipeline.options import JobConfig
 from pipeline.settings import fixed_utc_offset_s
 from pipeline.transforms._bundles import BatchingDoFn, Held
-from pipeline.transforms.scorecard_values import CallFacts, ScorecardCombineFn, call_facts
+from pipeline.transforms.analytics import AGENT_SCORECARDS, AGENT_SCORECARDS_SCHEMA, ExportParquet
+from pipeline.transforms.scorecard_values import CallFacts, call_facts, window_values
 
 TOPIC = "agent.scorecards"
 TICK_S = 60
@@ -191,7 +192,10 @@ class WindowScorecards(beam.PTransform):
                 | f"Window{g.name.title()}" >> beam.WindowInto(
                     window_fn(g, self.utc_offset_s), trigger=self._trigger(),
                     accumulation_mode=trigger.AccumulationMode.ACCUMULATING, allowed_lateness=self.lateness_s)
-                | f"Combine{g.name.title()}" >> beam.CombinePerKey(ScorecardCombineFn())
+                # All of the window's calls, not a combine: a call that came through twice must count once, and a window holds at
+                # most a day of one agent's calls.
+                | f"Group{g.name.title()}" >> beam.GroupByKey()
+                | f"Values{g.name.title()}" >> beam.MapTuple(lambda key, calls: (key, window_values(calls)))
                 | f"Row{g.name.title()}" >> beam.ParDo(_ToRow(g.name, self.time_zone))
                 # Rows of both granularities meet in one sink: a row is a value now, its window is in its fields.
                 | f"Unwindow{g.name.title()}" >> beam.WindowInto(window.GlobalWindows())
@@ -226,7 +230,8 @@ class _WriteScorecardsFn(BatchingDoFn):
 
 
 class AgentScorecards(beam.PTransform):
-    """ScoredCall → (nothing): windowed scorecards written to agent_scorecard and agent.scorecards.
+    """ScoredCall → (nothing): windowed scorecards written to agent_scorecard and agent.scorecards, and with the analytics export
+    on, each pane as a row of the agent_scorecards Parquet files.
 
     Args:
         config: the windows' time zone, allowed lateness and early firing interval; the sinks' settings.
@@ -240,8 +245,9 @@ class AgentScorecards(beam.PTransform):
 
     def expand(self, scored: Any) -> Any:
         c = self.config
-        return (
-            scored
-            | "Window" >> WindowScorecards(c.scorecard_time_zone, c.scorecard_lateness_s, c.scorecard_early_firing_s)
-            | "Write" >> beam.ParDo(_WriteScorecardsFn(self.clients))
-        )
+        rows = scored | "Window" >> WindowScorecards(c.scorecard_time_zone, c.scorecard_lateness_s, c.scorecard_early_firing_s)
+        written = rows | "Write" >> beam.ParDo(_WriteScorecardsFn(self.clients))
+        if c.analytics_export:  # every pane as a row of analytics/agent_scorecards/ (docs/analytics.md)
+            _ = rows | "Export" >> ExportParquet(c, AGENT_SCORECARDS, AGENT_SCORECARDS_SCHEMA, shard_by="dimension_key",
+                                                 clients=self.clients)
+        return written

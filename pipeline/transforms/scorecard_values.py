@@ -1,7 +1,7 @@
 """What one agent's (or skill's) window of scored calls adds up to: the facts taken from each call and the combine over them.
 
 Kept apart from the windowing (pipeline/transforms/scorecard.py) so the arithmetic is plain Python a test can recompute, and
-so a SQL recomputation over `scoring_result` (tests, docs/analytics.md) can be checked against the same definitions:
+so that a SQL recomputation over `scoring_result` (tests, docs/analytics.md) can be checked against the same definitions:
 - `calls` every call that got a result (scorable or not); `scored_calls` those with a score;
 - score mean/min/max and the 50th/90th percentiles by linear interpolation (PostgreSQL's `percentile_cont`);
 - per criterion: how many calls it applied to and how many of those passed (`pass_rate` = passed / applicable);
@@ -11,10 +11,9 @@ so a SQL recomputation over `scoring_result` (tests, docs/analytics.md) can be c
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
-
-import apache_beam as beam
 
 from pipeline.model import ScoredCall, parse_iso
 
@@ -77,28 +76,13 @@ def _mean(values: list[float]) -> float | None:
     return round(sum(values) / len(values), 4) if values else None
 
 
-class ScorecardCombineFn(beam.CombineFn):
-    """CallFacts → the window's scorecard values (a dict; see the module docstring for each field's definition).
-
-    The accumulator keeps each call's facts by call_id: a call that comes through twice (a requeue, a replay after a
-    restart) counts once, with its latest result.
-    """
-
-    def create_accumulator(self) -> dict[str, CallFacts]:
-        return {}
-
-    def add_input(self, acc: dict[str, CallFacts], facts: CallFacts) -> dict[str, CallFacts]:
-        acc[facts.call_id] = facts
-        return acc
-
-    def merge_accumulators(self, accumulators: Any) -> dict[str, CallFacts]:
-        merged: dict[str, CallFacts] = {}
-        for acc in accumulators:
-            merged.update(acc)
-        return merged
-
-    def extract_output(self, acc: dict[str, CallFacts]) -> dict[str, Any]:
-        return scorecard_values(list(acc.values()))
+def window_values(calls: Iterable[CallFacts]) -> dict[str, Any]:
+    """The scorecard of a window's calls; a call that came through twice (a requeue, a replay after a restart) counts once,
+    with its latest result."""
+    latest: dict[str, CallFacts] = {}
+    for facts in calls:
+        latest[facts.call_id] = facts
+    return scorecard_values(list(latest.values()))
 
 
 def scorecard_values(calls: list[CallFacts]) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import statistics
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -10,6 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.testing.test_pipeline import TestPipeline
@@ -184,6 +186,13 @@ def test_values_equal_an_independent_recomputation(world: tuple[str, World]) -> 
     assert got["talk_listen_ratio_mean"] == pytest.approx(statistics.mean(1 + i / 10 for i in range(7) if i != 2), abs=1e-4)
     assert got["customer_sentiment_mean"] == pytest.approx(statistics.mean(i / 10 - 0.3 for i in range(0, 7, 2)), abs=1e-4)
     assert got["model_versions"] == ["sc-test"]
+    # The analytics export carries every pane; the window's highest pane is the table's row.
+    exported = [r for key, body in w.objects.items() if key.startswith("analytics/agent_scorecards/")
+                for r in pq.read_table(io.BytesIO(body)).to_pylist()]
+    hour_a = max((r for r in exported if (r["dimension_key"], r["granularity"]) == ("A", "hour")), key=lambda r: r["pane_index"])
+    assert (hour_a["calls"], hour_a["score_p90"], dict(hour_a["criteria"])["greeting"]["passed"]) == (
+        got["calls"], got["score_p90"], 4)
+    assert hour_a["window_start"] == at(3, 14)
 
 
 def test_an_open_window_is_written_early_and_then_on_time(world: tuple[str, World]) -> None:
