@@ -46,6 +46,7 @@ class PollerConfig:
     search_cap: int = 1000  # the recorder's max results per search: an answer this long is split and re-queried
     with_contacts: bool = True  # also ask SearchLayout60 for contactid + inums of multi-inum calls
     max_call_age: timedelta = timedelta(hours=4)  # a recording still in progress after this long is dropped, loudly
+    watermark_interval: timedelta = timedelta(seconds=60)  # least event time between two rounds of watermark markers
 
 
 @dataclass
@@ -76,6 +77,7 @@ class Poller:
         self.metrics = metrics or PollerMetrics()
         self.in_doubt = True  # at start we do not know whether a previous run died between Kafka and the DB
         self._checkpoint_to: datetime | None = None
+        self._marked_to: datetime | None = None  # the newest watermark marker this process wrote
         self._expired: set[str] = set()  # inums already reported as expired by this process: counted once
         self.metrics.ingest_lag.set_function(self._lag)
 
@@ -180,8 +182,13 @@ class Poller:
 
         self.in_doubt = True  # from here until the DB commit, a failure leaves the topic ahead of the table
         # Every call that ended before the window's end is published now or was before (a call still running when the
-        # recorder was asked ends later): the window's end is the readers' watermark for partitions without a call.
-        self.publisher.publish(events, watermark=window.end)
+        # recorder was asked ends later): the window's end is the readers' watermark for partitions without a call. Not
+        # after every window: a round of markers is a message per partition, and a minute of event time is fine enough
+        # for hourly windows.
+        marks = self._marked_to is None or window.end - self._marked_to >= self.config.watermark_interval
+        self.publisher.publish(events, watermark=window.end if marks else None)
+        if marks:
+            self._marked_to = window.end
         outcome.poll_to_publish_s = time.monotonic() - started
         published_at = datetime.now(UTC)
         self.store.commit_window([Published.of(r) for r, _ in events], window.start, window.end, change)
@@ -330,7 +337,8 @@ def main(argv: list[str]) -> int:
     policy = WindowPolicy(timedelta(seconds=settings.poller_lookback), timedelta(seconds=settings.poller_settle),
                           timedelta(seconds=settings.poller_max_window))
     config = PollerConfig(policy, settings.poller_start, settings.poller_interval, settings.avaya_search_cap,
-                          settings.poller_contacts, timedelta(seconds=settings.poller_max_call_age))
+                          settings.poller_contacts, timedelta(seconds=settings.poller_max_call_age),
+                          timedelta(seconds=settings.poller_watermark_interval))
     client = AvayaClient(
         settings.avaya_url,
         credentials,

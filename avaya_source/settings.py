@@ -51,6 +51,10 @@ class PollerSettings(KafkaSettings, DatabaseSettings, RecorderSettings):
                                        description="how long after its start (s) a recording still in progress keeps being "
                                                    "searched again; past it, it is dropped (never published), counted and "
                                                    "logged. Must exceed --lookback + --settle")
+    poller_watermark_interval: float = Field(
+        default=60.0, ge=0, json_schema_extra=_flag("--watermark-interval"),
+        description="least event time (s) between two rounds of watermark markers on calls.raw (one message per partition, "
+                    "stamped with the window's end: the pipeline's event-time windows close with them)")
     poller_max_window: float = Field(default=600.0, gt=0, json_schema_extra=_flag("--max-window"),
                                      description="longest window in seconds (catching up goes in chunks of this size)")
     avaya_search_cap: int = Field(default=1000, ge=1, json_schema_extra=_flag("--search-cap"),

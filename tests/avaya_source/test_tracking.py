@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -137,9 +138,12 @@ class FakePublisher:
 
     def __init__(self) -> None:
         self.sent: list[str] = []
+        self.watermarks: list[datetime] = []
 
     def publish(self, events: list[tuple[Recording, dict]], watermark: datetime | None = None) -> None:
         self.sent += [value["call_id"] for _, value in events]
+        if watermark is not None:
+            self.watermarks.append(watermark)
 
     def read_back(self, since: datetime) -> list[Published]:
         return []
@@ -185,6 +189,16 @@ def test_a_call_many_look_backs_long_is_tracked_searched_again_and_published_onc
     assert any(w.start == w.end == at(5) for w in recorder.windows)  # its start second, searched again
     assert poller.metrics.value("records_tracked") == 0
     assert poller.metrics.value("records_in_progress_expired_total") == 0
+
+
+def test_watermark_markers_go_with_the_first_window_then_once_per_interval_of_window_ends(monkeypatch) -> None:  # noqa: ANN001
+    recorder = FakeRecorder({"short": (6, 3.0)})
+    poller, store, publisher = _poller(recorder)
+    poller.config = dataclasses.replace(poller.config, watermark_interval=timedelta(seconds=20))
+    for second in range(12, 80, 4):
+        _poll_at(poller, recorder, store, second, monkeypatch)
+    # Window ends 10, 14, … 74 (each poll 4 s later, 2 s settle): a round at the first, then 20 s of window ends apart.
+    assert publisher.watermarks == [at(10), at(30), at(50), at(70)]
 
 
 def test_a_call_past_the_maximum_age_is_counted_logged_by_inum_and_dropped(monkeypatch, caplog) -> None:  # noqa: ANN001
