@@ -28,6 +28,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, PortableOption
 from pipeline import xlang
 from pipeline.build import build_pipeline
 from pipeline.fencing import EXIT_GROUP_HELD, EXIT_GROUP_LOST, DatabaseUnavailable, GroupHeld, GroupLock, LockWatch
+from pipeline.loopback import bind_loopback_workers_locally
 from pipeline.metrics import PORT_SPAN
 from pipeline.options import ConfigError, JobConfig, settings_of, validate_options
 from pipeline.runners import FLINK_RUNNERS, flink_runner_flags, given
@@ -158,6 +159,7 @@ def run_job(options: PipelineOptions, config: JobConfig, settings: PipelineSetti
             print(f"ccas-pipeline: {error}", file=sys.stderr)
             return 1
         log.info("starting CCAS pipeline: %r, runner %s", config, options.view_as(StandardOptions).runner)
+        bind_loopback_workers_locally()  # Beam would serve the LOOPBACK SDK workers on every interface
         pipeline = beam.Pipeline(options=options)
         build_pipeline(pipeline, config)
         job.result = pipeline.run()
