@@ -79,6 +79,7 @@ def system(stack_env: dict[str, str]) -> Iterator[dict[str, Any]]:
                                           extra=[f"--metrics_port={p.pipeline_metrics}"])
 
             pipeline = start_pipeline("pipeline")
+            apps.append(pipeline)  # stopped below whatever the tests did: a failed test must not leave it running
             yield {"group": group, "bootstrap": bootstrap, "url": url, "apps": apps, "pipeline": pipeline,
                    "start_pipeline": start_pipeline, "raw_start": raw_start}
     finally:
