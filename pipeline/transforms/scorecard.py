@@ -66,9 +66,9 @@ def window_fn(granularity: Granularity, utc_offset_s: int) -> window.FixedWindow
 
 
 def _window_end_s(event_time_s: float, granularity: Granularity, utc_offset_s: int) -> int:
-    shift = (-utc_offset_s) % granularity.size_s
-    start = int((event_time_s - shift) // granularity.size_s) * granularity.size_s + shift
-    return start + granularity.size_s
+    # The window the runner assigns, from the same WindowFn: one definition of where a window ends.
+    (assigned,) = window_fn(granularity, utc_offset_s).assign(window.WindowFn.AssignContext(event_time_s))
+    return int(assigned.end.micros // 1_000_000)
 
 
 class _TooLateGate(beam.DoFn):
