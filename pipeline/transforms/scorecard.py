@@ -2,19 +2,26 @@
 
 Event time is the call's end. Windows are fixed hours and days of the configured time zone (a day starts at its local
 midnight), keyed by ("agent", agent_id) and ("skill", skill). Each window fires early every `early_firing_s` of processing
-time while open (so a day's row exists during the day), on time when the watermark passes its end, and once more for every
-late call within the allowed lateness (default 2 days). Panes accumulate: every firing carries the whole window so far, and
-the sinks replace the window's row (agent_scorecard, keyed by window; pane_index only grows) instead of adding one.
+time while open and calls keep coming (so a day's row exists during the day), on time when the watermark passes its end,
+and once more for every late call within the allowed lateness (default 2 days). Panes accumulate: every firing carries the
+whole window so far, and the sinks replace the window's row (agent_scorecard, keyed by window; pane_index only grows)
+instead of adding one.
 
-A call later than the allowed lateness would be dropped by the runner without a trace. `_TooLateGate` finds those calls
-first, counts them (Prometheus `scorecard_calls_too_late_total{granularity}`) and drops them itself: it learns the watermark
-from event-time timers (a timer fires only once the watermark passed it), so what it calls too late always is. Its view of
-the watermark lags by up to one tick (`TICK_S`, doubling while the watermark runs ahead, at most `TICK_MAX_S`); a call that
-falls in that lag is dropped by the runner uncounted.
+The windows are per-key state and timers (`_WindowFn`, one key per window and dimension value), not WindowInto and a
+triggered GroupByKey: Prism 2.73 was measured firing no pane at all for calls that reach a GroupByKey after the watermark
+passed their window's end (which the watermark markers make the common case: the calls are still being scored when the
+marker of their minute arrives), and one late pane only for the next ones. State and timers behave the same on Prism, Flink
+and the DirectRunner, and the firing rules above are the whole of the logic.
 
-Watermark: the readers carry calls.raw's CreateTime (the poller stamps each call's end on its message). A partition with no
-new message does not hold it: Beam's Java ReadFromKafka advances an idle partition's watermark to the time of its backlog
-check (KafkaIO's create-time policy), and our Python reader to wall time minus 2 s once it is caught up.
+A call later than the allowed lateness is counted (Prometheus `scorecard_calls_too_late_total{granularity}`) and dropped.
+`_TooLateGate` judges that first: it learns the watermark from event-time timers (a timer fires only once the watermark
+passed it), so what it calls too late always is. Its view lags by up to one tick (`TICK_S`, doubling while the watermark
+runs ahead, at most `TICK_MAX_S`); a window's state outlives its lateness by that much as a marker, so a call that came
+through the gate in the lag is recognised and counted there.
+
+Watermark: the readers carry calls.raw's CreateTime (the poller stamps each call's end on its message), and the poller writes
+a watermark marker into every partition after each window it polled, so an idle partition does not hold the watermark
+(docs/avaya.md).
 
 Scorecards are a view: the offsets of calls.raw are committed after each call's own writes, not after its windows fire. A job
 that stops loses its open windows' state on Prism (Flink keeps it in checkpoints); the affected windows' rows are then behind
@@ -29,11 +36,11 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam import pvalue
-from apache_beam.coders import VarIntCoder
+from apache_beam.coders import PickleCoder, VarIntCoder
 from apache_beam.metrics import Metrics
-from apache_beam.transforms import trigger, window
+from apache_beam.transforms import window
 from apache_beam.transforms.timeutil import TimeDomain
-from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
+from apache_beam.transforms.userstate import BagStateSpec, ReadModifyWriteStateSpec, TimerSpec, on_timer
 from apache_beam.utils.timestamp import Duration, Timestamp
 
 from pipeline import metrics as prom
@@ -120,29 +127,138 @@ class _TooLateGate(beam.DoFn):
         return iter(())
 
 
-class _ToRow(beam.DoFn):
-    """((dimension, key), values) in a window and pane → one agent_scorecard row."""
+_ON_TIME_FIRED, _EXPIRED = 1, 2
 
-    def __init__(self, granularity: str, time_zone: str) -> None:
+
+class _WindowFn(beam.DoFn):
+    """(window key, CallFacts) → agent_scorecard rows of that window, one per firing (early, on time, late).
+
+    The key names one window of one dimension value, so per-key state is the window's calls and per-key timers are its
+    firings: an event-time timer at the window's end (on time), a processing-time timer while it is open (early), one pane
+    per late call, and a second event-time timer after the allowed lateness that clears the state.
+    """
+
+    CALLS = BagStateSpec("calls", PickleCoder())
+    PANE = ReadModifyWriteStateSpec("pane", VarIntCoder())  # the next pane's index
+    CLOSED = ReadModifyWriteStateSpec("closed", VarIntCoder())  # _ON_TIME_FIRED: a new call is late; _EXPIRED: too late
+    CHANGED = ReadModifyWriteStateSpec("changed", VarIntCoder())  # 1 when a call came since the last pane
+    EARLY_SET = ReadModifyWriteStateSpec("early_set", VarIntCoder())
+    END = TimerSpec("end", TimeDomain.WATERMARK)
+    EARLY = TimerSpec("early", TimeDomain.REAL_TIME)
+    EXPIRE = TimerSpec("expire", TimeDomain.WATERMARK)
+
+    def __init__(self, granularity: Granularity, time_zone: str, lateness_s: int, early_firing_s: int) -> None:
         self.granularity = granularity
         self.time_zone = time_zone
+        self.lateness_s = lateness_s
+        self.early_firing_s = early_firing_s
+        self.too_late = Metrics.counter(_TooLateGate, f"scorecard_calls_too_late_{granularity.name}")
 
-    def process(self, element: tuple[tuple[str, str], dict[str, Any]], win: Any = beam.DoFn.WindowParam,
-                pane: Any = beam.DoFn.PaneInfoParam) -> Iterator[dict[str, Any]]:
-        (dimension, key), values = element
-        timing = {0: "EARLY", 1: "ON_TIME", 2: "LATE"}.get(int(pane.timing), "UNKNOWN")
-        yield {
-            "dimension": dimension, "dimension_key": key, "granularity": self.granularity,
-            "window_start": iso(win.start.to_utc_datetime(has_tz=True)), "window_end": iso(win.end.to_utc_datetime(has_tz=True)),
-            "time_zone": self.time_zone, "pane_index": int(pane.index), "pane_timing": timing, **values,
+    def process(self, element: tuple[str, CallFacts], calls: Any = beam.DoFn.StateParam(CALLS),
+                pane: Any = beam.DoFn.StateParam(PANE), closed: Any = beam.DoFn.StateParam(CLOSED),
+                changed: Any = beam.DoFn.StateParam(CHANGED), early_set: Any = beam.DoFn.StateParam(EARLY_SET),
+                end: Any = beam.DoFn.TimerParam(END), early: Any = beam.DoFn.TimerParam(EARLY),
+                expire: Any = beam.DoFn.TimerParam(EXPIRE)) -> Iterator[Any]:
+        key, facts = element
+        if closed.read() == _EXPIRED:  # came through the gate in the lag of its view of the watermark
+            self.too_late.inc()
+            prom.SCORECARD_TOO_LATE.labels(self.granularity.name).inc()
+            return
+        start_s = _window_start_s(key)
+        first = pane.read() is None
+        calls.add(facts)
+        if first:
+            pane.write(0)
+            window_end = Timestamp(seconds=start_s + self.granularity.size_s)
+            end.set(window_end - Duration(micros=1))  # the window's last moment: it fires once the watermark passed the end
+            expire.set(window_end + Duration(seconds=self.lateness_s))
+        if closed.read():  # late: its own pane, now (late calls are few)
+            yield self._pane(key, calls, pane, "LATE")
+            return
+        changed.write(1)
+        if self.early_firing_s > 0 and not early_set.read():
+            early_set.write(1)
+            early.set(Timestamp.now() + Duration(seconds=self.early_firing_s))
+
+    @on_timer(EARLY)
+    def on_early(self, key: Any = beam.DoFn.KeyParam, calls: Any = beam.DoFn.StateParam(CALLS),
+                 pane: Any = beam.DoFn.StateParam(PANE), closed: Any = beam.DoFn.StateParam(CLOSED),
+                 changed: Any = beam.DoFn.StateParam(CHANGED),
+                 early_set: Any = beam.DoFn.StateParam(EARLY_SET)) -> Iterator[Any]:
+        early_set.clear()  # the next call arms it again: a quiet window is not rewritten
+        if changed.read() and not closed.read():
+            changed.clear()
+            yield self._pane(key, calls, pane, "EARLY")
+
+    @on_timer(END)
+    def on_end(self, key: Any = beam.DoFn.KeyParam, calls: Any = beam.DoFn.StateParam(CALLS),
+               pane: Any = beam.DoFn.StateParam(PANE), closed: Any = beam.DoFn.StateParam(CLOSED),
+               changed: Any = beam.DoFn.StateParam(CHANGED)) -> Iterator[Any]:
+        closed.write(_ON_TIME_FIRED)
+        changed.clear()
+        yield self._pane(key, calls, pane, "ON_TIME")
+
+    @on_timer(EXPIRE)
+    def on_expire(self, fired: Any = beam.DoFn.TimestampParam, calls: Any = beam.DoFn.StateParam(CALLS),
+                  pane: Any = beam.DoFn.StateParam(PANE), closed: Any = beam.DoFn.StateParam(CLOSED),
+                  changed: Any = beam.DoFn.StateParam(CHANGED), early_set: Any = beam.DoFn.StateParam(EARLY_SET),
+                  expire: Any = beam.DoFn.TimerParam(EXPIRE)) -> Iterator[Any]:
+        if closed.read() == _EXPIRED:  # the gate has caught up since: nothing of this window is left
+            closed.clear()
+            return iter(())
+        for state in (calls, pane, changed, early_set):
+            state.clear()
+        # A marker outlives the window by the gate's longest lag, so a call the gate let through meanwhile is still
+        # recognised as too late instead of opening the window again as a pane 0.
+        closed.write(_EXPIRED)
+        expire.set(fired + Duration(seconds=TICK_MAX_S + TICK_S))
+        return iter(())
+
+    def _pane(self, key: str, calls: Any, pane: Any, timing: str) -> window.TimestampedValue:
+        index = pane.read() or 0
+        pane.write(index + 1)
+        dimension, dimension_key, _, start_s = _split_key(key)
+        start = Timestamp(seconds=start_s)
+        end = Timestamp(seconds=start_s + self.granularity.size_s)
+        row = {
+            "dimension": dimension, "dimension_key": dimension_key, "granularity": self.granularity.name,
+            "window_start": iso(start.to_utc_datetime(has_tz=True)), "window_end": iso(end.to_utc_datetime(has_tz=True)),
+            "time_zone": self.time_zone, "pane_index": index, "pane_timing": timing, **window_values(calls.read()),
         }
+        # Stamped at the window's last moment, as a GroupByKey's pane would be: the export files it under its window.
+        return window.TimestampedValue(row, end - Duration(micros=1))
 
 
-def _dimension_keys(facts: CallFacts) -> Iterator[tuple[tuple[str, str], CallFacts]]:
-    if facts.agent_id:
-        yield ("agent", facts.agent_id), facts
-    if facts.skill:
-        yield ("skill", facts.skill), facts
+_KEY_SEPARATOR = "\x1f"  # unit separator: never in an agent id or a skill name
+
+
+def _window_key(dimension: str, dimension_key: str, granularity: str, start_s: int) -> str:
+    return _KEY_SEPARATOR.join((dimension, dimension_key, granularity, str(start_s)))
+
+
+def _split_key(key: str) -> tuple[str, str, str, int]:
+    dimension, dimension_key, granularity, start_s = key.split(_KEY_SEPARATOR)
+    return dimension, dimension_key, granularity, int(start_s)
+
+
+def _window_start_s(key: str) -> int:
+    return _split_key(key)[3]
+
+
+@dataclass(frozen=True)
+class _WindowsOf:
+    """CallFacts → (window key, CallFacts) for the call's agent and skill in its window of one granularity."""
+
+    granularity: Granularity
+    utc_offset_s: int
+
+    def __call__(self, facts: CallFacts) -> Iterator[tuple[str, CallFacts]]:
+        g = self.granularity
+        start_s = _window_end_s(facts.event_time_s, g, self.utc_offset_s) - g.size_s
+        if facts.agent_id:
+            yield _window_key("agent", facts.agent_id, g.name, start_s), facts
+        if facts.skill:
+            yield _window_key("skill", facts.skill, g.name, start_s), facts
 
 
 def _one_key(facts: CallFacts) -> tuple[int, CallFacts]:
@@ -167,10 +283,6 @@ class WindowScorecards(beam.PTransform):
         self.lateness_s = lateness_s
         self.early_firing_s = early_firing_s
 
-    def _trigger(self) -> trigger.AfterWatermark:
-        early = trigger.AfterProcessingTime(self.early_firing_s) if self.early_firing_s > 0 else None
-        return trigger.AfterWatermark(early=early, late=trigger.AfterCount(1))
-
     def expand(self, scored: Any) -> Any:
         facts = (
             scored
@@ -187,18 +299,9 @@ class WindowScorecards(beam.PTransform):
         for g in GRANULARITIES:
             rows.append(
                 gated[g.name]
-                | f"ByDimension{g.name.title()}" >> beam.FlatMap(_dimension_keys).with_input_types(CallFacts)
-                .with_output_types(tuple[tuple[str, str], CallFacts])
-                | f"Window{g.name.title()}" >> beam.WindowInto(
-                    window_fn(g, self.utc_offset_s), trigger=self._trigger(),
-                    accumulation_mode=trigger.AccumulationMode.ACCUMULATING, allowed_lateness=self.lateness_s)
-                # All of the window's calls, not a combine: a call that came through twice must count once, and a window holds at
-                # most a day of one agent's calls.
-                | f"Group{g.name.title()}" >> beam.GroupByKey()
-                | f"Values{g.name.title()}" >> beam.MapTuple(lambda key, calls: (key, window_values(calls)))
-                | f"Row{g.name.title()}" >> beam.ParDo(_ToRow(g.name, self.time_zone))
-                # Rows of both granularities meet in one sink: a row is a value now, its window is in its fields.
-                | f"Unwindow{g.name.title()}" >> beam.WindowInto(window.GlobalWindows())
+                | f"ByWindow{g.name.title()}" >> beam.FlatMap(_WindowsOf(g, self.utc_offset_s))
+                .with_input_types(CallFacts).with_output_types(tuple[str, CallFacts])
+                | f"Fire{g.name.title()}" >> beam.ParDo(_WindowFn(g, self.time_zone, self.lateness_s, self.early_firing_s))
             )
         return rows | "AllGranularities" >> beam.Flatten()
 

@@ -33,10 +33,13 @@ from ccas.stack import tls
 from core.kafka import client_security, producer
 from core.s3 import s3_client
 from schemas.contracts import is_watermark_marker
+from tests.pipeline import scorecard_sql
 
 LOG_DIR = settings.stack_dir() / "test-e2e"
 FLAKY_FAILURES = 2  # replays that fail before succeeding, for the flaky calls of publish_scenario
 CUSTOMER_KEY = re.compile(r"hk1:[0-9a-f]{32}")  # core.pii.customer_key
+SCORECARD_EARLY_FIRING_S = 3
+SCORECARD_TIME_ZONE = "Asia/Ho_Chi_Minh"  # the setting's default
 OUTPUT_TOPICS = ("calls.enriched", "audio.ready", "scoring.results", "calls.raw.dlq", "audio.ready.dlq", "scoring.results.dlq")
 
 
@@ -287,7 +290,7 @@ def run_to_completion(scenario: dict, kafka_io: str, database_url: str, *, kill_
     only "past every input message" is checked then."""
     group = f"ccas-pipeline-e2e-{kafka_io}-{uuid.uuid4().hex[:8]}"
     commit_group(scenario["bootstrap"], group, "calls.raw", scenario["start"])
-    outputs_start = {topic: end_offsets(scenario["bootstrap"], topic) for topic in OUTPUT_TOPICS}
+    outputs_start = {topic: end_offsets(scenario["bootstrap"], topic) for topic in (*OUTPUT_TOPICS, "agent.scorecards")}
     good = len(scenario["inums"]) - 2
 
     def settled() -> bool:
@@ -297,6 +300,8 @@ def run_to_completion(scenario: dict, kafka_io: str, database_url: str, *, kill_
 
     # With ASR, the language of a call is its skill's (as an operator configures it); without, nothing is sent.
     extra = [f"--skill_languages={skill_languages()}"] if scenario.get("asr") else []
+    # Scorecard windows of calls that end now are open for the whole run: their early firings are what can be checked.
+    extra.append(f"--scorecard_early_firing_s={SCORECARD_EARLY_FIRING_S}")
     pipeline = start_pipeline(scenario["services"], database_url, group, kafka_io, f"pipeline-{group}.log",
                               extra=extra, runner=runner)
     try:
@@ -316,12 +321,28 @@ def run_to_completion(scenario: dict, kafka_io: str, database_url: str, *, kill_
 
         # Strict, kill or not: the group must pass the last data record of every partition within the bound.
         wait_until(all_committed, 180, "the consumer group to be committed past every input message", [pipeline])
+        if kill_after_scored is None:  # a killed Prism job loses its open windows (pipeline/transforms/scorecard.py)
+            differences: list[str] = []
+
+            def scorecards_equal() -> bool:
+                differences[:] = scorecard_sql.mismatches(database_url, SCORECARD_TIME_ZONE)
+                return not differences
+
+            try:
+                wait_until(scorecards_equal, 120, "agent_scorecard to equal its SQL recomputation", [pipeline], interval_s=2)
+            except AssertionError as error:
+                written = query(database_url, "SELECT dimension, granularity, pane_timing, count(*) FROM agent_scorecard "
+                                              "GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")
+                raise AssertionError(f"{error}; rows written {written}; {len(differences)} differences:\n  "
+                                     + "\n  ".join(differences[:40])) from None
     finally:
         exit_code = pipeline.stop()
     outputs = {topic: [v for v in read_since(scenario["bootstrap"], topic, outputs_start[topic])
                        if v.get("call_id") in set(scenario["inums"]) | {scenario["invalid"]}]
                for topic in OUTPUT_TOPICS}
-    return {"outputs": outputs, "exit_code": exit_code, "log": pipeline.log_file}
+    # Other runs publish scorecards meanwhile: every message since the start, the test picks this run's agents.
+    scorecards = read_since(scenario["bootstrap"], "agent.scorecards", outputs_start["agent.scorecards"])
+    return {"outputs": outputs, "exit_code": exit_code, "log": pipeline.log_file, "scorecards": scorecards}
 
 
 def rows(database_url: str) -> dict[str, list[tuple]]:

@@ -15,10 +15,11 @@ from urllib.parse import parse_qsl
 
 import pytest
 
+import schemas
 from ccas import settings
 from ccas.security import log_scan
 from core.s3 import s3_client
-from tests.pipeline import e2e
+from tests.pipeline import e2e, scorecard_sql
 
 pytestmark = pytest.mark.integration
 
@@ -89,6 +90,32 @@ def test_each_scored_call_has_a_transcript_in_s3_a_row_and_phrase_criteria(scena
     for language in ("en", "vi"):
         heard = [t for t in transcripts.values() if t[2] == language]
         assert heard and sum(t[4] for t in heard) >= 3 * len(heard), f"{language} calls are heard, not just present"
+
+
+def test_every_agent_of_the_run_has_scorecards_equal_to_sql_and_valid_messages(scenario: dict,
+                                                                             java_run: tuple[dict, dict]) -> None:
+    result, state = java_run
+    url = state["url"]
+    # run_to_completion waited for this; asserted here so a failure names each difference.
+    assert scorecard_sql.mismatches(url, e2e.SCORECARD_TIME_ZONE) == []
+    agents = {row[0] for row in e2e.query(url, "SELECT DISTINCT c.agent_id FROM call c JOIN scoring_result USING (call_id)")}
+    written = e2e.query(url, "SELECT DISTINCT dimension_key FROM agent_scorecard WHERE dimension = 'agent' AND "
+                             "granularity = %s", ("day",))
+    assert agents and {row[0] for row in written} == agents
+    mine = [value for value in result["scorecards"] if value["dimension"] == "agent" and value["dimension_key"] in agents]
+    assert {value["dimension_key"] for value in mine} == agents
+    for value in mine:
+        schemas.validate("agent.scorecards", value)
+    # The highest pane of each window on the topic is the row in the table.
+    last: dict[tuple[str, str, str], dict] = {}
+    for value in mine:
+        key = (value["dimension_key"], value["granularity"], value["window_start"])
+        if key not in last or last[key]["pane_index"] < value["pane_index"]:
+            last[key] = value
+    for (agent, granularity, start), value in last.items():
+        stored = e2e.query(url, "SELECT calls, pane_index FROM agent_scorecard WHERE dimension = 'agent' AND dimension_key = %s"
+                                " AND granularity = %s AND window_start = %s", (agent, granularity, start))
+        assert stored == [(value["calls"], value["pane_index"])], (agent, granularity, start)
 
 
 def test_python_reader_gives_the_same_rows(scenario: dict, java_run: tuple[dict, dict]) -> None:
