@@ -64,7 +64,12 @@ ON CONFLICT (call_id, asr_model) DO UPDATE SET
   language = EXCLUDED.language, s3_key = EXCLUDED.s3_key, word_count = EXCLUDED.word_count,
   confidence = EXCLUDED.confidence, updated_at = now()
 """
-_MARK_SCORED = "UPDATE call SET status = 'SCORED', error_reason = NULL, updated_at = now() WHERE call_id = ANY(%s)"
+# The result just written becomes the call's current one (call.model_version).
+_MARK_SCORED = """
+UPDATE call SET status = 'SCORED', model_version = data.model_version, error_reason = NULL, updated_at = now()
+FROM (VALUES %s) AS data (call_id, model_version)
+WHERE call.call_id = data.call_id
+"""
 SCORECARD_COLUMNS = (
     "dimension", "dimension_key", "granularity", "window_start", "window_end", "time_zone", "pane_index", "pane_timing",
     "calls", "scored_calls", "score_mean", "score_min", "score_max", "score_p50", "score_p90", "criteria", "dead_air_total_s",
@@ -156,7 +161,8 @@ class Database:
             execute_values(cursor, _UPSERT_SCORES, rows)
             if transcripts:
                 execute_values(cursor, _UPSERT_TRANSCRIPTS, transcripts)
-            cursor.execute(_MARK_SCORED, ([s.call_id for s in scored],))
+            # One row per call: the last result of the batch is the current one.
+            execute_values(cursor, _MARK_SCORED, list({s.call_id: (s.call_id, s.model_version) for s in scored}.values()))
 
         self._transaction(work)
 
