@@ -1,6 +1,7 @@
 """Start the streaming pipeline on the runner asked for; SIGINT/SIGTERM cancel the job and exit cleanly.
 
-The console script `ccas-pipeline` and the clone's `run_pipeline.py` both end here. Settings come from flags and `CCAS_*`
+The console script `ccas-pipeline` and the clone's `run_pipeline.py` both end here; with `--mode=rescore` they run the bounded
+re-score instead (pipeline/rescore.py). Settings come from flags and `CCAS_*`
 variables only (pipeline/settings.py). `--runner=DirectRunner` (the default) runs the job on Prism, Beam's portable local
 runner: Beam's DirectRunner would hand a pipeline holding ReadFromKafka to its FnApiRunner, which cannot run it. This is said
 in one log line, never done silently.
@@ -227,6 +228,10 @@ def supervise(argv: list[str], settings: PipelineSettings) -> int:
 
 
 def run(argv: list[str]) -> int:
+    if "--mode=rescore" in argv or ("--mode" in argv and argv[argv.index("--mode") + 1:][:1] == ["rescore"]):
+        from pipeline import rescore  # the bounded re-score job: docs/analytics.md, Re-scoring
+
+        return rescore.run([arg for arg in argv if arg not in ("--mode=rescore", "--mode", "rescore")])
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _quiet_libraries()
     argv = with_switch_values(argv)
