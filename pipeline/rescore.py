@@ -5,7 +5,8 @@ The scoring service is asked for its model_version (the target); the scored call
 (call.model_version) is not the target are re-scored from their S3 audio, in chunks of `--chunk` calls, each chunk one bounded
 Beam pipeline (pipeline/transforms/rescore.py) on Beam's in-process FnApiRunner, paced to `--rate` calls/s. A chunk's results
 are written when it ends; a progress line follows each chunk. Resumable: a call re-scored is no longer selected, so a second run
-(or one after an interruption) does only what is left.
+(or one after an interruption) does only what is left. `--follow` re-scores the look-back on each model.version.updated event
+(pipeline/rescore_events.py).
 
 Exit codes: 0 done (dead letters included: they are on scoring.results.dlq and counted); 1 the scoring service or PostgreSQL
 could not be reached, or a chunk failed (what earlier chunks wrote stays); 2 invalid configuration; 130 interrupted.
@@ -142,6 +143,12 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument("--agent", help="only this agent's calls")
     cli.add_argument("--rate", type=float, help="most calls scored per second (default CCAS_RESCORE_RATE)")
     cli.add_argument("--chunk", type=int, help="calls per bounded run (default CCAS_RESCORE_CHUNK)")
+    cli.add_argument("--follow", action="store_true", help="run until stopped: re-score the look-back "
+                     "(CCAS_RESCORE_LOOKBACK_S) on each model.version.updated event")
+    cli.add_argument("--group", default=None, help="consumer group of --follow (default ccas-pipeline-rescore; it must start "
+                     "with ccas-pipeline, the pipeline principal's groups)")
+    cli.add_argument("--announce", action="store_true", help="publish the scoring service's model_version on "
+                     "model.version.updated (what a deployment does after rolling out a new scorecard) and exit")
     return cli
 
 
@@ -171,7 +178,15 @@ def run(argv: list[str]) -> int:
         return EXIT_CONFIG
     rate = args.rate or settings.rescore_rate
     chunk_size = args.chunk or settings.rescore_chunk
+    from pipeline import rescore_events  # the Kafka side, only when asked for
+
     try:
+        if args.announce:
+            say_now(f"rescore: announced {rescore_events.announce(config)} on {rescore_events.TOPIC}")
+            return 0
+        if args.follow:
+            return rescore_events.follow(config, settings.rescore_lookback_s, lambda selection: rescore(
+                config, selection, rate, chunk_size), group=args.group or rescore_events.FOLLOW_GROUP)
         rescore(config, selection, rate, chunk_size)
     except KeyboardInterrupt:
         print("rescore: interrupted; what was written stays, run again to finish", file=sys.stderr)

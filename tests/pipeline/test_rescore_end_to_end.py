@@ -189,3 +189,24 @@ def test_rescore_adds_version_b_next_to_a_paced_without_the_recorder_while_live_
     assert json.dumps(e2e.query(url, "SELECT count(*) FROM scoring_result WHERE model_version = %s", (version_b,))) == \
         json.dumps([[INITIAL_CALLS + 1]])
 
+
+def test_an_announced_model_version_is_rescored_by_the_follower(live: dict, tmp_path: Path) -> None:
+    services, url = live["services"], live["url"]
+    scorecard_c = tmp_path / "scorecard_c.yaml"
+    scorecard_c.write_text(re.sub(r'^version: "[^"]+"', f'version: "8.{uuid.uuid4().int % 1000}.0"',
+                                  DEFAULT_SCORECARD.read_text(), count=1, flags=re.M))
+    version_c = redeploy_scoring(services, scorecard_c)
+    calls = e2e.query(url, "SELECT count(*) FROM call")[0][0]
+    assert e2e.query(url, "SELECT count(*) FROM call WHERE model_version = %s", (version_c,)) == [(0,)]
+    group = f"ccas-pipeline-rescore-e2e-{uuid.uuid4().hex[:8]}"
+    follower = rescore_command(services, url, "rescore-follow.log", "--follow", "--group", group).start()
+    try:
+        announce = rescore_command(services, url, "rescore-announce.log", "--announce").start()
+        assert announce.popen.wait(120) == 0, announce.tail()
+        assert f"announced {version_c} on model.version.updated" in announce.tail(5)
+        e2e.wait_until(lambda: e2e.query(url, "SELECT count(*) FROM call WHERE model_version = %s", (version_c,))[0][0]
+                       == calls, 300, f"every call re-scored to {version_c} by the follower", [follower])
+    finally:
+        assert follower.stop() == 0, follower.tail()
+    assert e2e.query(url, "SELECT count(*) FROM scoring_result WHERE model_version = %s", (version_c,)) == [(calls,)]
+    assert "model.version.updated: model_version" in follower.tail(200)
