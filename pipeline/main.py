@@ -227,11 +227,22 @@ def supervise(argv: list[str], settings: PipelineSettings) -> int:
     ).run()
 
 
+def without_rescore_mode(argv: list[str]) -> list[str] | None:
+    """argv less `--mode=rescore` (or `--mode rescore`) when it asks for the re-score, else None: the streaming job."""
+    for index, arg in enumerate(argv):
+        if arg == "--mode=rescore":
+            return argv[:index] + argv[index + 1:]
+        if arg == "--mode" and argv[index + 1:index + 2] == ["rescore"]:
+            return argv[:index] + argv[index + 2:]
+    return None
+
+
 def run(argv: list[str]) -> int:
-    if "--mode=rescore" in argv or ("--mode" in argv and argv[argv.index("--mode") + 1:][:1] == ["rescore"]):
+    rescore_argv = without_rescore_mode(argv)
+    if rescore_argv is not None:
         from pipeline import rescore  # the bounded re-score job: docs/analytics.md, Re-scoring
 
-        return rescore.run([arg for arg in argv if arg not in ("--mode=rescore", "--mode", "rescore")])
+        return rescore.run(rescore_argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _quiet_libraries()
     argv = with_switch_values(argv)

@@ -81,3 +81,9 @@ def test_run_pipeline_mode_rescore_runs_the_rescore(capsys: pytest.CaptureFixtur
     assert "ccas rescore: --rate must be > 0" in capsys.readouterr().err
     assert pipeline_main.run(["--mode", "rescore", *COMPLETE, "--rate=-2"]) == EXIT_CONFIG
     assert "ccas rescore: --rate must be > 0" in capsys.readouterr().err
+
+
+def test_only_the_mode_is_taken_out_of_the_arguments() -> None:
+    assert pipeline_main.without_rescore_mode(["--mode=rescore", "--agent", "rescore"]) == ["--agent", "rescore"]
+    assert pipeline_main.without_rescore_mode(["--rate=2", "--mode", "rescore", "--agent=7"]) == ["--rate=2", "--agent=7"]
+    assert pipeline_main.without_rescore_mode(["--runner=DirectRunner", "--agent", "rescore"]) is None
