@@ -191,7 +191,7 @@ def run(argv: list[str]) -> int:
     except KeyboardInterrupt:
         print("rescore: interrupted; what was written stays, run again to finish", file=sys.stderr)
         return 130
-    except Exception as error:  # noqa: BLE001 - the scoring service or PostgreSQL unreachable before anything started
+    except Exception as error:  # noqa: BLE001 - a dependency unreachable at the start, or a chunk failed: the next run resumes
         print(f"ccas rescore: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
     return 0
