@@ -26,6 +26,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "status": ("ccas.ops.status:main", "one screen: services, calls in the last hour, DLQs, lag, p95 latencies, URLs"),
     "argv-watch": ("ccas.security.argv_watch:main", "watch process arguments for the stack's secrets: start | stop | check"),
     "demo": ("ccas.demo:main", "the whole system on the local stack, with progress and a table of scored calls"),
+    "rescore": ("pipeline.rescore:main", "re-score stored calls with the scoring service's model_version (--since, --until, "
+                "--agent, --rate; --follow: on model.version.updated events)"),
     "analytics": ("ccas.analytics:main", 'query "SQL": DuckDB over the Parquet files the pipeline exports to S3'),
 }
 

@@ -3,7 +3,8 @@
 | principal     | may                                                                                              |
 |---------------|--------------------------------------------------------------------------------------------------|
 | poller        | write calls.raw (transactional id `ccas-poller*`), read it back to find what it last published   |
-| pipeline      | read calls.raw in a `ccas-pipeline*` group; write calls.enriched, audio.ready, scoring.results, DLQs |
+| pipeline      | read calls.raw and model.version.updated in a `ccas-pipeline*` group; write calls.enriched,       |
+|               | audio.ready, scoring.results, agent.scorecards, model.version.updated (`ccas rescore --announce`), DLQs |
 | ops           | read the DLQs; write calls.raw (requeue)                                                          |
 | lag-exporter  | describe groups, topics and the cluster (offsets and lag), nothing else                            |
 | admin         | a super user of the broker: topics and ACLs (`ccas kafka bootstrap`, the stack)                   |
@@ -54,6 +55,10 @@ class Grant:
     operation: ACLOperation
 
 
+# The pipeline's inputs besides calls.raw: the re-score follower (`ccas rescore --follow`) reads it.
+PIPELINE_EVENT_INPUTS = ("model.version.updated",)
+
+
 def _topic_names() -> tuple[str, list[str], list[str]]:
     topics = schemas.topics()
     dead_letters = sorted(spec.dead_letter for spec in topics.values() if spec.dead_letter)
@@ -72,7 +77,7 @@ def grants() -> list[Grant]:
 
     allow("poller", ResourceType.TOPIC, [raw], (_WRITE, _READ, _DESCRIBE))
     allow("poller", ResourceType.TRANSACTIONAL_ID, [POLLER_TRANSACTIONAL_PREFIX], (_WRITE, _DESCRIBE), _PREFIXED)
-    allow("pipeline", ResourceType.TOPIC, [raw], (_READ, _DESCRIBE))
+    allow("pipeline", ResourceType.TOPIC, [raw, *PIPELINE_EVENT_INPUTS], (_READ, _DESCRIBE))
     allow("pipeline", ResourceType.GROUP, [PIPELINE_GROUP_PREFIX], (_READ, _DESCRIBE), _PREFIXED)
     allow("pipeline", ResourceType.TOPIC, [*outputs, *dead_letters], (_WRITE, _DESCRIBE))
     allow("ops", ResourceType.TOPIC, dead_letters, (_READ, _DESCRIBE))
@@ -80,7 +85,7 @@ def grants() -> list[Grant]:
     allow("lag-exporter", ResourceType.GROUP, ["*"], (_DESCRIBE,))
     allow("lag-exporter", ResourceType.TOPIC, ["*"], (_DESCRIBE,))
     allow("lag-exporter", ResourceType.CLUSTER, ["kafka-cluster"], (_DESCRIBE,))
-    return out
+    return list(dict.fromkeys(out))  # a topic both read and written is described once
 
 
 def apply(admin: KafkaAdminClient, passwords: dict[str, str]) -> tuple[int, int]:

@@ -1,6 +1,7 @@
 """Start the streaming pipeline on the runner asked for; SIGINT/SIGTERM cancel the job and exit cleanly.
 
-The console script `ccas-pipeline` and the clone's `run_pipeline.py` both end here. Settings come from flags and `CCAS_*`
+The console script `ccas-pipeline` and the clone's `run_pipeline.py` both end here; with `--mode=rescore` they run the bounded
+re-score instead (pipeline/rescore.py). Settings come from flags and `CCAS_*`
 variables only (pipeline/settings.py). `--runner=DirectRunner` (the default) runs the job on Prism, Beam's portable local
 runner: Beam's DirectRunner would hand a pipeline holding ReadFromKafka to its FnApiRunner, which cannot run it. This is said
 in one log line, never done silently.
@@ -226,7 +227,22 @@ def supervise(argv: list[str], settings: PipelineSettings) -> int:
     ).run()
 
 
+def without_rescore_mode(argv: list[str]) -> list[str] | None:
+    """argv less `--mode=rescore` (or `--mode rescore`) when it asks for the re-score, else None: the streaming job."""
+    for index, arg in enumerate(argv):
+        if arg == "--mode=rescore":
+            return argv[:index] + argv[index + 1:]
+        if arg == "--mode" and argv[index + 1:index + 2] == ["rescore"]:
+            return argv[:index] + argv[index + 2:]
+    return None
+
+
 def run(argv: list[str]) -> int:
+    rescore_argv = without_rescore_mode(argv)
+    if rescore_argv is not None:
+        from pipeline import rescore  # the bounded re-score job: docs/analytics.md, Re-scoring
+
+        return rescore.run(rescore_argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _quiet_libraries()
     argv = with_switch_values(argv)

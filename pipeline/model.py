@@ -76,6 +76,7 @@ class StoredAudio:
     duration_s: float | None
     stored_at: str
     attempts: int = 1
+    rescore: bool = False  # read back from S3 by the re-score job, not just downloaded by the live one
 
     @property
     def call_id(self) -> str:
@@ -108,8 +109,11 @@ class ScoredCall:
         return self.audio.source
 
     @property
-    def end_to_end_ms(self) -> int:
-        """Call end to scored (ms), clamped at 0: ended_at comes from the recorder's clock, scored_at from the worker's."""
+    def end_to_end_ms(self) -> int | None:
+        """Call end to scored (ms), clamped at 0: ended_at comes from the recorder's clock, scored_at from the worker's.
+        None for a re-score: its delay measures the re-score's schedule, not the pipeline (and may overflow the column)."""
+        if self.audio.rescore:
+            return None
         return max(0, int((parse_iso(self.scored_at) - parse_iso(self.audio.call.ended_at)).total_seconds() * 1000))
 
 

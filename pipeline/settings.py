@@ -92,6 +92,15 @@ class PipelineSettings(KafkaSettings, DatabaseSettings, S3Settings, RecorderSett
                                                        "extra file of the window (later ones are not; scoring_result has them)")
     analytics_shards: int = Field(default=1, ge=1, le=64, description="analytics files per window and pane: the rows spread "
                                                                       "over this many writers by a hash of their key (the call)")
+    rescore_rate: float = Field(
+        default=2.0, gt=0, le=1000, description="re-score (`ccas rescore`): most calls sent to the scoring service per second, "
+                                                 "so the live calls keep their latency (docs/analytics.md, Re-scoring)")
+    rescore_chunk: int = Field(default=50, ge=1, le=10_000,
+                               description="re-score: calls per bounded run; a run's results are written when it ends, so an "
+                                           "interrupted re-score loses at most one chunk and the next run redoes it")
+    rescore_lookback_s: int = Field(
+        default=7 * SECONDS_PER_DAY, ge=60, description="re-score on a model.version.updated event (`ccas rescore --follow`): "
+                                                        "calls started this many seconds back are re-scored")
     pipeline_metrics_host: str = Field(default="127.0.0.1", json_schema_extra={"flag": "--metrics_host"},
                                        description="address the worker's Prometheus endpoint binds (0.0.0.0 in a container)")
     pipeline_metrics_port: int = Field(default=0, ge=0, le=65535, json_schema_extra={"flag": "--metrics_port"},

@@ -19,6 +19,10 @@ REQUEST_SECONDS = Histogram(
 AUDIO_SECONDS = Counter("ccas_scoring_audio_seconds", "Seconds of audio scored", registry=REGISTRY)
 CALLS = Counter("ccas_scoring_calls", "Calls processed", ["scorable"], registry=REGISTRY)
 ERRORS = Counter("ccas_scoring_errors", "Requests answered with an error, by type", ["type"], registry=REGISTRY)
+# Counted when a request's headers arrive, before its body streams in: the arrival rate callers impose (a re-score's --rate),
+# and, less the answered ones, what is in flight.
+SCORE_REQUESTS_RECEIVED = Counter("ccas_scoring_score_requests_received", "POST /v1/score requests received (at their headers)",
+                                  registry=REGISTRY)
 
 
 class RequestTiming:
@@ -32,6 +36,8 @@ class RequestTiming:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        if scope.get("method") == "POST" and scope.get("path") == "/v1/score":
+            SCORE_REQUESTS_RECEIVED.inc()
         status = {"code": 500}
 
         async def send_with_status(message: Message) -> None:

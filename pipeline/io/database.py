@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 import psycopg2
@@ -64,7 +65,32 @@ ON CONFLICT (call_id, asr_model) DO UPDATE SET
   language = EXCLUDED.language, s3_key = EXCLUDED.s3_key, word_count = EXCLUDED.word_count,
   confidence = EXCLUDED.confidence, updated_at = now()
 """
-_MARK_SCORED = "UPDATE call SET status = 'SCORED', error_reason = NULL, updated_at = now() WHERE call_id = ANY(%s)"
+# The result just written becomes the call's current one (call.model_version), for the live job and the re-score alike.
+_MARK_SCORED = """
+UPDATE call SET status = 'SCORED', model_version = data.model_version, error_reason = NULL, updated_at = now()
+FROM (VALUES %s) AS data (call_id, model_version)
+WHERE call.call_id = data.call_id
+"""
+# Scored calls whose current result is not of the target version, oldest first (docs/analytics.md, Re-scoring).
+_RESCORE_CANDIDATES = """
+SELECT call_id FROM call
+WHERE status = 'SCORED' AND model_version IS DISTINCT FROM %(target)s
+  AND (%(since)s::timestamptz IS NULL OR started_at >= %(since)s) AND (%(until)s::timestamptz IS NULL OR started_at < %(until)s)
+  AND (%(agent_id)s::text IS NULL OR agent_id = %(agent_id)s)
+ORDER BY started_at, call_id
+"""
+_RESCORE_AUDIO = """
+SELECT c.call_id, c.started_at, c.ended_at, c.duration_seconds, c.agent_id, c.customer_key, c.skill, c.service,
+       c.switch_call_id, c.model_version, a.s3_key, a.s3_version_id, a.sha256, a.size_bytes, a.codec, a.sample_rate,
+       a.channels, a.duration_seconds, a.status, a.updated_at
+FROM call c LEFT JOIN audio_asset a ON a.call_id = c.call_id
+WHERE c.call_id = ANY(%(call_ids)s) AND c.status = 'SCORED' AND c.model_version IS DISTINCT FROM %(target)s
+"""
+RESCORE_AUDIO_COLUMNS = (
+    "call_id", "started_at", "ended_at", "duration_seconds", "agent_id", "customer_key", "skill", "service", "switch_call_id",
+    "model_version", "s3_key", "s3_version_id", "sha256", "size_bytes", "codec", "sample_rate", "channels",
+    "audio_duration_seconds", "audio_status", "stored_at",
+)
 SCORECARD_COLUMNS = (
     "dimension", "dimension_key", "granularity", "window_start", "window_end", "time_zone", "pane_index", "pane_timing",
     "calls", "scored_calls", "score_mean", "score_min", "score_max", "score_p50", "score_p90", "criteria", "dead_air_total_s",
@@ -144,7 +170,7 @@ class Database:
 
         self._transaction(work)
 
-    def record_scores(self, scored: Sequence[ScoredCall], end_to_end_ms: dict[str, int]) -> None:
+    def record_scores(self, scored: Sequence[ScoredCall], end_to_end_ms: dict[str, int | None]) -> None:
         scored = list({(s.call_id, s.model_version): s for s in scored}.values())
         rows = [(s.call_id, s.score, s.scorable, s.reason, s.model_version, json.dumps(s.response), s.latency_ms,
                  end_to_end_ms.get(s.call_id)) for s in scored]
@@ -156,9 +182,30 @@ class Database:
             execute_values(cursor, _UPSERT_SCORES, rows)
             if transcripts:
                 execute_values(cursor, _UPSERT_TRANSCRIPTS, transcripts)
-            cursor.execute(_MARK_SCORED, ([s.call_id for s in scored],))
+            # One row per call: the last result of the batch is the current one.
+            execute_values(cursor, _MARK_SCORED, list({s.call_id: (s.call_id, s.model_version) for s in scored}.values()))
 
         self._transaction(work)
+
+    def rescore_candidates(self, target: str, since: datetime | None = None, until: datetime | None = None,
+                           agent_id: str | None = None) -> list[str]:
+        """Scored calls started in [since, until) (of `agent_id`) whose current model_version is not `target`."""
+        params = {"target": target, "since": since, "until": until, "agent_id": agent_id}
+
+        def work(cursor: Any) -> list[str]:
+            cursor.execute(_RESCORE_CANDIDATES, params)
+            return [row[0] for row in cursor.fetchall()]
+
+        return self._transaction(work)
+
+    def rescore_audio(self, call_ids: Sequence[str], target: str) -> list[dict[str, Any]]:
+        """The stored call and its audio_asset (None columns when it has none) of each call still to re-score to `target`;
+        a call re-scored meanwhile (by another run) is left out."""
+        def work(cursor: Any) -> list[dict[str, Any]]:
+            cursor.execute(_RESCORE_AUDIO, {"call_ids": list(call_ids), "target": target})
+            return [dict(zip(RESCORE_AUDIO_COLUMNS, row, strict=True)) for row in cursor.fetchall()]
+
+        return self._transaction(work)
 
     def call_statuses(self, call_ids: Sequence[str]) -> dict[str, str]:
         """The current status of each call that has a row."""

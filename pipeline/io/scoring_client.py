@@ -106,6 +106,19 @@ class ScoringClient:
     def close(self) -> None:
         self.session.close()
 
+    def model_version(self) -> str:
+        """The model_version the service scores with now (its /v1/scorecard: the token is checked on the way)."""
+        try:
+            response = self.session.get(f"{self.base_url}/v1/scorecard", timeout=self.timeout, verify=self.verify,
+                                        headers=self._auth)
+        except (requests.Timeout, requests.ConnectionError) as error:
+            raise ScoringUnavailable(f"scoring service unreachable: {str(error)[:300]}") from error
+        if response.status_code != 200:
+            kind = ScoringAuthFailed if response.status_code in AUTH_STATUS else ScoringUnavailable
+            raise kind(f"scoring service answered /v1/scorecard with HTTP {response.status_code}", response.status_code,
+                       response.text[:2000])
+        return str(response.json()["model_version"])
+
     def score(self, *, call_id: str, agent_id: str | None, audio: Any, size: int, channel_layout: str | None = None,
               language: str | None = None) -> dict:
         fields = {"call_id": call_id}

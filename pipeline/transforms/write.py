@@ -44,8 +44,9 @@ class _WriteResultsFn(BatchingDoFn):
         # loses the message when the worker dies between the two, since a replayed call found SCORED is not redone.
         self.held(KAFKA, lambda: self.publisher.publish_all(messages))
         self.held(POSTGRES, lambda: self.db.record_scores(scored, end_to_end))
-        for result in scored:
-            prom.END_TO_END_SECONDS.observe(end_to_end[result.call_id] / 1000)
+        for latency_ms in end_to_end.values():
+            if latency_ms is not None:
+                prom.END_TO_END_SECONDS.observe(latency_ms / 1000)
         self.written.inc(len(scored))
         prom.CALLS_PROCESSED.labels("score").inc(len(scored))
         return [(None, item.element.source, item) for item in held]

@@ -118,3 +118,16 @@ def test_the_administrator_connects_with_its_certificate_over_tls(principal_env:
     assert (seen["ssl_certfile"], seen["ssl_keyfile"], seen["ssl_cafile"]) == (
         "/pki/kafka-admin/tls.crt", "/pki/kafka-admin/tls.key", "/pki/ca/ca.crt")
     assert not any("password" in key for key in seen), "no SCRAM user exists yet: the certificate alone identifies it"
+
+
+def test_the_pipeline_principal_reads_and_writes_model_version_updated_and_no_grant_repeats() -> None:
+    from kafka.admin import ACLOperation, ResourceType
+
+    on_topic = {grant.operation for grant in kafka_acls.grants()
+                if grant.principal == "pipeline" and grant.resource == ResourceType.TOPIC
+                and grant.name == "model.version.updated"}
+    assert on_topic == {ACLOperation.READ, ACLOperation.WRITE, ACLOperation.DESCRIBE}, "rescore --follow reads, --announce writes"
+    assert len(kafka_acls.grants()) == len(set(kafka_acls.grants()))
+    readers = {grant.principal for grant in kafka_acls.grants()
+               if grant.name == "model.version.updated" and grant.operation == ACLOperation.READ}
+    assert readers == {"pipeline"}

@@ -92,10 +92,40 @@ def test_upgrade_constraints_and_downgrade(scratch_db: str) -> None:
         cursor.execute("SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")
         indexes = {row[0] for row in cursor.fetchall()}
     connection.close()
-    assert {"uq_audio_asset_call", "idx_call_status", "idx_scoring_result_created", "ix_agent_scorecard_key_time"} <= indexes
+    assert {"uq_audio_asset_call", "idx_call_status", "idx_scoring_result_created", "ix_agent_scorecard_key_time",
+            "ix_call_scored_started"} <= indexes
 
     db_admin.downgrade(scratch_db)
     assert _tables(scratch_db) <= {"alembic_version"}
     with psycopg2.connect(scratch_db) as check, check.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM alembic_version")
         assert cursor.fetchone()[0] == 0
+
+
+def _query(url: str, sql: str) -> list[tuple]:
+    with psycopg2.connect(url) as connection, connection.cursor() as cursor:
+        cursor.execute(sql)
+        rows = cursor.fetchall()
+    connection.close()
+    return rows
+
+
+def test_call_model_version_is_backfilled_with_the_latest_result_and_dropped_on_downgrade(scratch_db: str) -> None:
+    db_admin.upgrade(scratch_db, "202612031200")
+    connection = psycopg2.connect(scratch_db)
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        for call_id, status in (("c1", "SCORED"), ("c2", "SCORED"), ("c3", "DOWNLOADED")):
+            cursor.execute("INSERT INTO call (call_id, started_at, status) VALUES (%s, now(), %s)", (call_id, status))
+        # c1 was scored with A, then re-scored with B (the newer row); c2 only with A; c3 not yet.
+        for call_id, version, written in (("c1", "scA", "2026-12-01T08:00Z"), ("c1", "scB", "2026-12-02T08:00Z"),
+                                          ("c2", "scA", "2026-12-01T09:00Z")):
+            cursor.execute("INSERT INTO scoring_result (call_id, score, model_version, created_at, updated_at) "
+                           "VALUES (%s, 80, %s, %s, %s)", (call_id, version, written, written))
+    connection.close()
+    db_admin.upgrade(scratch_db)
+    assert _query(scratch_db, "SELECT call_id, model_version FROM call ORDER BY call_id") == \
+        [("c1", "scB"), ("c2", "scA"), ("c3", None)]
+    db_admin.downgrade(scratch_db, "202612031200")
+    assert _query(scratch_db, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'call' "
+                              "AND column_name = 'model_version'") == [(0,)]

@@ -90,6 +90,12 @@ def query(url: str, sql: str, params: Any = None) -> list[tuple]:
     return rows
 
 
+def execute(url: str, sql: str, params: Any = None) -> None:
+    with psycopg2.connect(url) as connection, connection.cursor() as cursor:
+        cursor.execute(sql, params)
+    connection.close()
+
+
 def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, **client_security(None))
     try:
@@ -170,6 +176,14 @@ class Services:
     def recorder_calls(self) -> list[dict]:
         env = settings.local_stack_env()
         answer = requests.get(f"{self.recorder_url}/_mock/calls", timeout=10,
+                              auth=(env["CCAS_AVAYA_USER"], env["CCAS_AVAYA_PASSWORD"]))
+        answer.raise_for_status()
+        return answer.json()
+
+    def recorder_stats(self) -> dict[str, int]:
+        """The mock's request counts (search_<layout>, replay, faults) since it started."""
+        env = settings.local_stack_env()
+        answer = requests.get(f"{self.recorder_url}/_mock/stats", timeout=10,
                               auth=(env["CCAS_AVAYA_USER"], env["CCAS_AVAYA_PASSWORD"]))
         answer.raise_for_status()
         return answer.json()

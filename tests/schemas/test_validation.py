@@ -39,6 +39,7 @@ VALID = {
         "dead_air_total_s": 42.5, "hold_total_s": 120.0, "talk_listen_ratio_mean": 1.1, "customer_sentiment_mean": None,
         "model_versions": ["sc1.0.0+fx1.0.0"],
     },
+    "model.version.updated": {"model_version": "sc1.2.0+fx1.1.0", "scoring_url": "https://scoring:8000"},
 }
 VALID["calls.raw.dlq"] = VALID["audio.ready.dlq"] = VALID["scoring.results.dlq"] = {
     "call_id": "100234567890123", "stage": "download", "error_type": "ReplayUnavailable", "stack": "Traceback ...",
@@ -110,6 +111,7 @@ def test_topic_declarations_match_the_design() -> None:
     assert declared == {
         "calls.raw": (12, 7), "calls.enriched": (12, 7), "audio.ready": (24, 14), "scoring.results": (24, 30),
         "calls.raw.dlq": (3, 30), "audio.ready.dlq": (3, 30), "scoring.results.dlq": (3, 30), "agent.scorecards": (6, 30),
+        "model.version.updated": (1, 30),
     }
     assert all(spec.config["compression.type"] == "lz4" for spec in schemas.topics().values())
 
