@@ -12,6 +12,7 @@ import random
 import re
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -387,6 +388,13 @@ def check_customer_keys(database_url: str, outputs: dict) -> None:
         assert all(v["payload"]["other_parties"] is None and is_key(v["payload"]["customer_key"]) for v in outputs[topic])
 
 
+def differences(got: list[str], expected: list[str]) -> str:
+    """What a list of call ids has too many and too few of, against the expected ones: what an exactly-once check shows."""
+    counts, wanted = Counter(got), Counter(expected)
+    extra, missing = counts - wanted, wanted - counts
+    return f"{sum(extra.values())} extra {dict(extra)}, {sum(missing.values())} missing {sorted(missing)}"
+
+
 def check_final_state(scenario: dict, database_url: str, result: dict, *, exactly_once_outputs: bool = True) -> None:
     """Rows, S3 objects and dead letters as expected. After a crash, Kafka outputs may repeat a message (at-least-once);
     with exactly_once_outputs=False they are compared as sets. Database rows are always exactly once."""
@@ -414,7 +422,8 @@ def check_final_state(scenario: dict, database_url: str, result: dict, *, exactl
     assert (scenario["corrupt"], "score", "ScoringRejected", 1, "scoring.results.dlq") in dead
     assert (scenario["invalid"], "parse", "SchemaError", 0, "calls.raw.dlq") in dead
     outputs = result["outputs"]
-    assert as_expected(v["call_id"] for v in outputs["scoring.results"]) == good
-    assert as_expected(v["call_id"] for v in outputs["audio.ready"]) == sorted(set(inums) - {scenario["dead"]})
-    assert as_expected(v["call_id"] for v in outputs["calls.enriched"]) == inums
+    for topic, expected in (("scoring.results", good), ("audio.ready", sorted(set(inums) - {scenario["dead"]})),
+                            ("calls.enriched", inums)):
+        got = as_expected(v["call_id"] for v in outputs[topic])
+        assert got == expected, f"{topic}: {differences(got, expected)} (log: {result['log']})"
     check_customer_keys(database_url, outputs)
