@@ -43,8 +43,8 @@ class ConsoleSettings(KafkaSettings, S3Settings, DatabaseSettings):
     console_min_agent_calls: int = Field(default=5, ge=1, json_schema_extra=_flag("--min-agent-calls"),
                                          description="scored calls an agent needs in the period to be ranked in the team "
                                                      "overview (fewer: listed apart, not ranked)")
-    prometheus_url: str = Field(default="", description="Prometheus the Operations page asks for lag and latencies "
-                                                        "(empty: that part says it is not configured)")
+    prometheus_url: str = Field(default="http://127.0.0.1:9090", description="Prometheus the Operations page asks for "
+                                                                             "components up, lag and p95 latencies")
 
     @field_validator("console_session_key")
     @classmethod
