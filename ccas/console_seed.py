@@ -115,7 +115,8 @@ def varied_details(template: dict[str, Any], rng: random.Random) -> dict[str, An
             row["passed"] = rng.random() < 0.75
             row["points"] = row["max_points"] if row["passed"] else 0.0
         breakdown.append(row)
-    score = round(sum(float(row["points"]) for row in breakdown if row.get("applicable")), 2)
+    # Weights are rounded per criterion: their sum can pass 100 by a hundredth.
+    score = min(100.0, round(sum(float(row["points"]) for row in breakdown if row.get("applicable")), 2))
     return {**template, "breakdown": breakdown, "score": score}
 
 

@@ -16,7 +16,8 @@ GRANULARITIES = {"day": "day", "week": "week"}
 WORST_SHOWN = 10
 
 _SCORED = """FROM call c JOIN LATERAL (
-    SELECT r.score, r.details FROM scoring_result r WHERE r.call_id = c.call_id ORDER BY r.created_at DESC LIMIT 1) l ON TRUE
+    SELECT r.score, r.criteria_failed, r.criteria_passed FROM scoring_result r WHERE r.call_id = c.call_id
+    ORDER BY r.created_at DESC LIMIT 1) l ON TRUE
     LEFT JOIN agent a ON a.agent_id = c.agent_id
     WHERE l.score IS NOT NULL AND c.started_at >= %(since)s"""
 
@@ -36,14 +37,17 @@ def agent_page(database: Database, agent_id: str, zone: ZoneInfo, days: int, gra
                count(*) AS n
         {_SCORED} AND c.agent_id = %(agent)s GROUP BY 1 ORDER BY 1""", params)
     team_condition = "a.team = %(team)s" if agent["team"] else "TRUE"
+    # Pass rates from the generated criteria columns (alembic 202612031510): small arrays instead of whole responses.
     rates = database.rows(f"""
-        SELECT b->>'criterion' AS criterion,
-               avg(CASE WHEN c.agent_id = %(agent)s THEN (b->>'passed')::boolean::int END) AS agent_rate,
-               count(*) FILTER (WHERE c.agent_id = %(agent)s) AS agent_n,
-               avg((b->>'passed')::boolean::int) AS team_rate, count(*) AS team_n
-        {_SCORED} AND {team_condition} AND (b->>'applicable')::boolean
-        GROUP BY 1 ORDER BY 1""".replace("WHERE l.score", ", jsonb_array_elements(l.details->'breakdown') b WHERE l.score"),
-        params)
+        WITH scored AS (SELECT c.agent_id, l.criteria_passed, l.criteria_failed {_SCORED} AND {team_condition}),
+        outcome AS (
+            SELECT s.agent_id, x.criterion, x.passed FROM scored s
+            CROSS JOIN LATERAL (SELECT value AS criterion, 1 AS passed FROM jsonb_array_elements_text(s.criteria_passed)
+                                UNION ALL
+                                SELECT value, 0 FROM jsonb_array_elements_text(s.criteria_failed)) x)
+        SELECT criterion, avg(passed) FILTER (WHERE agent_id = %(agent)s) AS agent_rate,
+               count(*) FILTER (WHERE agent_id = %(agent)s) AS agent_n, avg(passed) AS team_rate, count(*) AS team_n
+        FROM outcome GROUP BY criterion ORDER BY criterion""", params)
     worst = database.rows(f"""
         SELECT c.call_id, c.started_at, c.duration_seconds, l.score {_SCORED} AND c.agent_id = %(agent)s
         ORDER BY l.score, c.started_at DESC LIMIT {WORST_SHOWN}""", params)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from console.auth import (
 )
 from console.db import Database
 from console.i18n import LANGUAGE_COOKIE, LANGUAGES, language_of, translate
+from console.operations import RecentRecords
 from console.settings import ConsoleSettings
 from console.users import authenticate
 
@@ -48,6 +49,7 @@ class ConsoleState:
     recordings: RecordingStore
     templates: Jinja2Templates
     secure_cookies: bool
+    dead_letters: RecentRecords = field(default_factory=RecentRecords)
 
 
 def local_time(state: ConsoleState, moment: datetime | None, with_seconds: bool = False) -> str:

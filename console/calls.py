@@ -14,9 +14,10 @@ PAGE_SIZE = 50
 STATUSES = ("PENDING_DOWNLOAD", "DOWNLOADED", "SCORED", "ERROR")
 COSTLY_SHOWN = 2
 
-# The newest result of each call, joined laterally: one index probe per call on uq_scoring_result_call_model.
+# The newest result of each call, joined laterally: one probe per call on ix_scoring_result_call_created. `details` is left
+# out on purpose: the list reads only the small generated columns (alembic 202612031510), never the whole response.
 _LATEST = """LEFT JOIN LATERAL (
-    SELECT r.score, r.scorable, r.model_version, r.details, r.created_at
+    SELECT r.id, r.score, r.scorable, r.model_version, r.criteria_failed, r.language, r.created_at
     FROM scoring_result r WHERE r.call_id = c.call_id ORDER BY r.created_at DESC LIMIT 1) l ON TRUE"""
 
 
@@ -54,16 +55,19 @@ class CallFilter:
             clauses.append("l.score <= %(score_max)s")
             params["score_max"] = self.score_max
         if self.criterion:
-            clauses.append("jsonb_path_exists(l.details, '$.breakdown[*] ? (@.criterion == $c && @.passed == false)',"
-                           " jsonb_build_object('c', %(criterion)s::text))")
+            clauses.append("l.criteria_failed ? %(criterion)s")
             params["criterion"] = self.criterion
         if self.status:
             clauses.append("c.status = %(status)s")
             params["status"] = self.status
         if self.language:
-            clauses.append("l.details->>'language' = %(language)s")
+            clauses.append("l.language = %(language)s")
             params["language"] = self.language
         return " AND ".join(clauses), params
+
+    def needs_result(self) -> bool:
+        """Whether the filter reads the call's result (else counting needs no join with scoring_result)."""
+        return any(value is not None for value in (self.score_min, self.score_max, self.criterion, self.language))
 
     def query_string(self, **changes: Any) -> str:
         from urllib.parse import urlencode
@@ -79,21 +83,23 @@ class CallFilter:
 def list_calls(database: Database, where: CallFilter, zone: ZoneInfo) -> tuple[list[dict[str, Any]], int]:
     """(rows of the requested page, number of matching calls)."""
     condition, params = where.where(zone)
-    base = f"FROM call c LEFT JOIN agent a ON a.agent_id = c.agent_id {_LATEST} WHERE {condition}"
-    total = database.row(f"SELECT count(*) AS n {base}", params)["n"]
+    agent_join = "LEFT JOIN agent a ON a.agent_id = c.agent_id"
+    count_joins = f"{agent_join} {_LATEST}" if where.needs_result() else agent_join
+    total = database.row(f"SELECT count(*) AS n FROM call c {count_joins} WHERE {condition}", params)["n"]
     params = {**params, "limit": PAGE_SIZE, "offset": (max(1, where.page) - 1) * PAGE_SIZE}
     # The page is chosen first; only its rows have their breakdown unpacked for the costliest criteria.
     rows = database.rows(f"""
         SELECT p.*, (SELECT array_agg(b->>'criterion' ORDER BY (b->>'max_points')::float - (b->>'points')::float DESC)
-                     FROM jsonb_array_elements(p.details->'breakdown') b
-                     WHERE (b->>'passed') = 'false') AS costly
+                     FROM scoring_result r, jsonb_array_elements(r.details->'breakdown') b
+                     WHERE r.id = p.result_id AND (b->>'passed') = 'false') AS costly
         FROM (SELECT c.call_id, c.started_at, c.duration_seconds, c.agent_id, a.full_name AS agent_name, c.skill, c.status,
-                     l.score, l.scorable, l.model_version, l.details
-              {base} ORDER BY c.started_at DESC, c.call_id LIMIT %(limit)s OFFSET %(offset)s) p
+                     l.id AS result_id, l.score, l.scorable, l.model_version
+              FROM call c {agent_join} {_LATEST} WHERE {condition}
+              ORDER BY c.started_at DESC, c.call_id LIMIT %(limit)s OFFSET %(offset)s) p
         ORDER BY p.started_at DESC, p.call_id""", params)
     for row in rows:
         row["costly"] = (row.pop("costly") or [])[:COSTLY_SHOWN]
-        row.pop("details", None)
+        row.pop("result_id", None)
     return rows, int(total)
 
 
@@ -103,11 +109,11 @@ def filter_choices(database: Database) -> dict[str, list[Any]]:
     skills = [row["skill"] for row in database.rows(
         "SELECT skill FROM (SELECT DISTINCT skill FROM call WHERE skill IS NOT NULL"
         " UNION SELECT DISTINCT team FROM agent WHERE team IS NOT NULL) s ORDER BY skill")]
-    recent = "(SELECT details FROM scoring_result ORDER BY created_at DESC LIMIT 200) r"
+    recent = "(SELECT criteria_failed, criteria_passed, language FROM scoring_result ORDER BY created_at DESC LIMIT 200) r"
     criteria = [row["c"] for row in database.rows(
-        f"SELECT DISTINCT b->>'criterion' AS c FROM {recent}, jsonb_array_elements(r.details->'breakdown') b ORDER BY 1")]
-    languages = [row["lang"] for row in database.rows(
-        f"SELECT DISTINCT details->>'language' AS lang FROM {recent} WHERE details->>'language' IS NOT NULL ORDER BY 1")]
+        f"SELECT DISTINCT c FROM {recent}, jsonb_array_elements_text(r.criteria_failed || r.criteria_passed) c ORDER BY 1")]
+    languages = [row["language"] for row in database.rows(
+        f"SELECT DISTINCT language FROM {recent} WHERE language IS NOT NULL ORDER BY 1")]
     return {"agents": agents, "skills": skills, "criteria": criteria, "languages": languages, "statuses": list(STATUSES)}
 
 

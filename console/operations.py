@@ -6,6 +6,8 @@ Every source degrades to a one-line reason on the page when it cannot answer; th
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
 from typing import Any
 
@@ -30,10 +32,28 @@ def _first_line(error: BaseException) -> str:
     return (lines[0] if lines else type(error).__name__)[:200]
 
 
-def dead_letters(bootstrap: str, database_url: str) -> dict[str, Any]:
+class RecentRecords:
+    """The dead letters read from Kafka, kept `ttl_s`: reading the DLQ topics costs a consumer's start-up (~0.2 s) while
+    records arrive rarely. Their requeue and call state always come fresh from PostgreSQL."""
+
+    def __init__(self, ttl_s: float = 5.0) -> None:
+        self.ttl_s = ttl_s
+        self._read_at = float("-inf")
+        self._records: list[dlq.DeadLetterRecord] = []
+        self._lock = threading.Lock()
+
+    def get(self, bootstrap: str) -> list[dlq.DeadLetterRecord]:
+        with self._lock:
+            if time.monotonic() - self._read_at > self.ttl_s:
+                self._records = dlq.list_dead_letters(bootstrap, dlq.Filter())
+                self._read_at = time.monotonic()
+            return list(self._records)
+
+
+def dead_letters(bootstrap: str, database_url: str, recent: RecentRecords) -> dict[str, Any]:
     """{rows, groups: [(stage, error_type, count)], warning}; `warning` says what could not be read."""
     try:
-        records = dlq.list_dead_letters(bootstrap, dlq.Filter())
+        records = recent.get(bootstrap)
     except Exception as error:  # noqa: BLE001 - a broker that is down is shown on the page, not a 500
         return {"rows": [], "groups": [], "warning": f"Kafka could not be read: {_first_line(error)}"}
     listing = dlq_state.annotate(records, database_url)

@@ -162,7 +162,7 @@ def agent_page(request: Request, agent_id: str, user: SignedIn, days: Annotated[
 def operations_page(request: Request, user: Annotated[User, Depends(_admin)], requeued: str | None = None) -> HTMLResponse:
     state = _state(request)
     settings = state.settings
-    letters = operations.dead_letters(settings.kafka_bootstrap, secret(settings.database_url))
+    letters = operations.dead_letters(settings.kafka_bootstrap, secret(settings.database_url), state.dead_letters)
     return render(request, "operations.html", {"letters": letters, "requeued": requeued,
                                                "health": operations.health(settings.prometheus_url, state.database)})
 
