@@ -98,9 +98,16 @@ def call_page(request: Request, call_id: str, user: SignedIn) -> HTMLResponse:
     _audit(request, user, "view_breakdown", "scoring_result", call_id,
            {"model_versions": versions, "transcript": bool(transcript)})
     return render(request, "call.html", {
-        "call": detail, "current": current, "breakdown": breakdown, "markers": calls.evidence_markers(breakdown),
+        "call": detail, "channel_names": _channel_names(current, detail.get("channels")), "current": current,
+        "breakdown": breakdown, "markers": calls.evidence_markers(breakdown),
         "versions": versions, "side_by_side": side_by_side, "transcript": transcript,
         "transcript_problem": transcript_problem})
+
+
+def _channel_names(result: dict[str, Any] | None, channels: int | None) -> list[str]:
+    """Who speaks on each channel, from the layout the scorer used (stereo defaults to the agent on the left)."""
+    layout = ((result or {}).get("details") or {}).get("channel_layout") or ("agent_left" if channels == 2 else "mono")
+    return {"agent_left": ["agent", "customer"], "agent_right": ["customer", "agent"]}.get(layout, ["line"])
 
 
 @router.get("/calls/{call_id}/audio")

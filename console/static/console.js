@@ -20,10 +20,11 @@
   function drawWaveform(box, data) {
     const lanes = box.querySelector(".lanes");
     const label = box.dataset.channelLabel || "Channel";
+    const names = (box.dataset.channelNames || "").split(",").filter(Boolean);
     (data.channels || []).forEach(function (peaks, index) {
       const caption = document.createElement("div");
       caption.className = "lane-label";
-      caption.textContent = label + " " + (index + 1);
+      caption.textContent = label + " " + (index + 1) + (names[index] ? " · " + names[index] : "");
       const svg = document.createElementNS(SVG, "svg");
       svg.setAttribute("class", "lane");
       svg.setAttribute("viewBox", "0 0 1000 80");
