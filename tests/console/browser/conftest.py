@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -89,27 +90,40 @@ def _seed(stack_env: dict[str, str], url: str, tag: str) -> tuple[list[console_s
     return calls, latest, rescored
 
 
+def add_users(database_url: str, tag: str) -> dict[str, str]:
+    """One user per role, through `ccas console user add` (the password on stdin); returns role -> name."""
+    users = {role: f"{role}-{tag}" for role in PASSWORDS}
+    for role, name in users.items():
+        subprocess.run(ccas_command("console", "user", "add", name, "--role", role, "--password-stdin"),
+                       input=PASSWORDS[role] + "\n", text=True, check=True, timeout=60,
+                       env={**os.environ, "CCAS_DATABASE_URL": database_url})
+    return users
+
+
+@contextmanager
+def running_console(stack_env: dict[str, str], database_url: str, log_name: str = "console") -> Iterator[str]:
+    """`ccas console` as deployed on `database_url`'s database: HTTPS, its own role and S3 identity, the ops principal."""
+    port = free_port()
+    env = {**stack_env, **settings.kafka_principal_env("ops"), **settings.s3_identity_env("console"), **tls.console_env(),
+           "CCAS_DATABASE_URL": settings.database_role_url(database_url, "console"), "CCAS_CONSOLE_PORT": str(port),
+           "CCAS_CONSOLE_TIME_ZONE": ZONE, "CCAS_CONSOLE_MIN_AGENT_CALLS": "5"}
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    app = App("console", ccas_command("console"), ARTEFACTS / f"{log_name}.log", env).start()
+    try:
+        wait_http(f"https://127.0.0.1:{port}/healthz", 60, app, ca_file=str(tls.ca_file()))
+        yield f"https://127.0.0.1:{port}"
+    finally:
+        app.stop(timeout_s=15)
+
+
 @pytest.fixture(scope="session")
 def console_site(stack_env: dict[str, str]) -> Iterator[Site]:
     tag = uuid.uuid4().hex[:6]
     with e2e.scratch_database(stack_env["CCAS_DATABASE_URL"]) as url:
         calls, latest, rescored = _seed(stack_env, url, tag)
-        users = {role: f"{role}-{tag}" for role in PASSWORDS}
-        for role, name in users.items():
-            subprocess.run(ccas_command("console", "user", "add", name, "--role", role, "--password-stdin"),
-                           input=PASSWORDS[role] + "\n", text=True, check=True, timeout=60,
-                           env={**os.environ, "CCAS_DATABASE_URL": url})
-        port = free_port()
-        env = {**stack_env, **settings.kafka_principal_env("ops"), **settings.s3_identity_env("console"), **tls.console_env(),
-               "CCAS_DATABASE_URL": settings.database_role_url(url, "console"), "CCAS_CONSOLE_PORT": str(port),
-               "CCAS_CONSOLE_TIME_ZONE": ZONE, "CCAS_CONSOLE_MIN_AGENT_CALLS": "5"}
-        ARTEFACTS.mkdir(parents=True, exist_ok=True)
-        app = App("console", ccas_command("console"), ARTEFACTS / "console.log", env).start()
-        try:
-            wait_http(f"https://127.0.0.1:{port}/healthz", 60, app, ca_file=str(tls.ca_file()))
-            yield Site(f"https://127.0.0.1:{port}", url, tag, users, f"A{tag}", f"B{tag}", calls, latest, rescored)
-        finally:
-            app.stop(timeout_s=15)
+        users = add_users(url, tag)
+        with running_console(stack_env, url) as site_url:
+            yield Site(site_url, url, tag, users, f"A{tag}", f"B{tag}", calls, latest, rescored)
 
 
 def _spki_hash(certificate: Path) -> str:
@@ -120,7 +134,7 @@ def _spki_hash(certificate: Path) -> str:
 
 
 @pytest.fixture
-def browser(console_site: Site, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
+def browser(stack_env: dict[str, str], tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

@@ -97,7 +97,8 @@ def test_agent_page_has_one_trend_point_per_day_and_the_team_ranks_fairly(browse
     assert f"n = {len(AGENT_DAYS)}" in browser.find_element(By.ID, "unranked").text
 
 
-def test_admin_requeues_a_dead_letter_and_sees_it_scored(browser, console_site: Site, stack_env: dict[str, str]) -> None:
+def test_admin_requeue_is_recorded_and_the_row_shows_the_calls_state(browser, console_site: Site,
+                                                                       stack_env: dict[str, str]) -> None:
     from tests.ccas.ops.test_dlq_listing import _raw_value, _score
 
     call_id = f"r{console_site.tag}{uuid.uuid4().hex[:4]}"
@@ -115,7 +116,8 @@ def test_admin_requeues_a_dead_letter_and_sees_it_scored(browser, console_site: 
     requeued = e2e.query(console_site.database_url, "SELECT requested_by, target_topic FROM dlq_requeue WHERE call_id = %s",
                          (call_id,))
     assert requeued == [(f"console:{console_site.users['admin']}", "calls.raw")]
-    # The pipeline's own writer records what a pipeline run of the requeued message writes (the pipeline is not run here).
+    # What a pipeline run of the requeued message writes, by the pipeline's own writer (test_requeue_end_to_end.py runs
+    # the pipeline itself).
     from pipeline.io.database import Database
 
     _score(Database(console_site.database_url), call_id)
