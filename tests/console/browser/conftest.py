@@ -60,9 +60,10 @@ def _ask(url: str, sql: str, params: Any = None) -> list[tuple]:
 
 def _seed(stack_env: dict[str, str], url: str, tag: str) -> tuple[list[console_seed.SeededCall], dict[str, float], str]:
     zone = ZoneInfo(ZONE)
-    today_noon = datetime.now(zone).replace(hour=12, minute=0, second=0, microsecond=0)
-    if today_noon > datetime.now(zone):
-        today_noon -= timedelta(hours=12)  # before noon: this morning, still today and never in the future
+    now = datetime.now(zone)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    # Halfway between midnight and now (at most noon): each seeded day keeps its date in the console's zone, never future.
+    base = midnight + min(now - midnight, timedelta(hours=12)) / 2
     agent, other = f"A{tag}", f"B{tag}"
     s3 = s3_client(stack_env["CCAS_S3_ENDPOINT"], stack_env["CCAS_S3_ACCESS_KEY"], stack_env["CCAS_S3_SECRET_KEY"],
                    ca_file=stack_env["CCAS_S3_CA_FILE"])
@@ -70,7 +71,7 @@ def _seed(stack_env: dict[str, str], url: str, tag: str) -> tuple[list[console_s
     calls = []
     try:
         for index, days_ago in enumerate(AGENT_DAYS):
-            started = (today_noon - timedelta(days=days_ago, minutes=index)).astimezone(UTC)
+            started = (base - timedelta(days=days_ago) + timedelta(seconds=index)).astimezone(UTC)
             call = console_seed.scored_call(11 + index, f"c{tag}{index}", agent, started, duration_s=40.0 + 10 * index)
             console_seed.store(s3, stack_env["CCAS_S3_BUCKET"], connection, call, agent_name="Lan Nguyen")
             calls.append(call)

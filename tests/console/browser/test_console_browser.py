@@ -7,14 +7,15 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
 from core.kafka import producer
-from tests.console.browser.conftest import AGENT_DAYS, Site
+from tests.console.browser.conftest import AGENT_DAYS, ZONE, Site
 from tests.console.browser.helpers import axe_violations, csrf_token, http_session, screenshot, sign_in, wait_for
 from tests.pipeline import e2e
 
@@ -90,6 +91,12 @@ def test_agent_page_has_one_trend_point_per_day_and_the_team_ranks_fairly(browse
     assert browser.find_element(By.ID, "agent-n").text == str(len(AGENT_DAYS))
     assert len(browser.find_elements(By.CSS_SELECTOR, "#worst-calls tbody tr")) == len(AGENT_DAYS)
     screenshot(browser, "agent_page")
+    browser.get(f"{console_site.url}/agents/{console_site.agent}?days=30&by=week")
+    zone = ZoneInfo(ZONE)
+    weeks = {(call.started_at.astimezone(zone).date() - timedelta(days=call.started_at.astimezone(zone).weekday()))
+             for call in console_site.calls}  # PostgreSQL's weeks start on Monday
+    weekly = browser.find_elements(By.CSS_SELECTOR, "#trend-chart circle.trend-point")
+    assert sorted(point.get_attribute("data-period") for point in weekly) == sorted(str(week) for week in weeks)
     browser.get(f"{console_site.url}/agents?days=30")
     ranked = [row.get_attribute("data-agent") for row in browser.find_elements(By.CSS_SELECTOR, "tr.ranked")]
     assert console_site.other_agent in ranked  # 12 calls: ranked
@@ -210,3 +217,15 @@ def test_sign_in_form_refuses_a_wrong_password(console_site: Site) -> None:
                                                               "csrf_token": csrf_token(form.text)}, timeout=20,
                           allow_redirects=False)
     assert answer.status_code == 401 and "ccas_session" not in answer.cookies
+
+
+def test_date_range_filter_uses_the_consoles_time_zone(console_site: Site) -> None:
+    import re
+
+    zone = ZoneInfo(ZONE)
+    session = http_session(console_site, "viewer")
+    since = (datetime.now(zone) - timedelta(days=1)).date()
+    page = session.get(f"{console_site.url}/calls", params={"agent": console_site.agent, "date_from": str(since)}, timeout=20)
+    listed = sorted(re.findall(r'class="call-row" data-call-id="([^"]+)"', page.text))
+    expected = sorted(call.call_id for call in console_site.calls if call.started_at.astimezone(zone).date() >= since)
+    assert listed == expected and len(expected) == sum(days <= 1 for days in AGENT_DAYS)
