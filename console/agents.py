@@ -37,7 +37,7 @@ def agent_page(database: Database, agent_id: str, zone: ZoneInfo, days: int, gra
                count(*) AS n
         {_SCORED} AND c.agent_id = %(agent)s GROUP BY 1 ORDER BY 1""", params)
     team_condition = "a.team = %(team)s" if agent["team"] else "TRUE"
-    # Pass rates from the generated criteria columns (alembic 202612031510): small arrays instead of whole responses.
+    # Pass rates from the generated criteria columns (alembic 202612031610): small arrays instead of whole responses.
     rates = database.rows(f"""
         WITH scored AS (SELECT c.agent_id, l.criteria_passed, l.criteria_failed {_SCORED} AND {team_condition}),
         outcome AS (

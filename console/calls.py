@@ -15,7 +15,7 @@ STATUSES = ("PENDING_DOWNLOAD", "DOWNLOADED", "SCORED", "ERROR")
 COSTLY_SHOWN = 2
 
 # The newest result of each call, joined laterally: one probe per call on ix_scoring_result_call_created. `details` is left
-# out on purpose: the list reads only the small generated columns (alembic 202612031510), never the whole response.
+# out on purpose: the list reads only the small generated columns (alembic 202612031610), never the whole response.
 _LATEST = """LEFT JOIN LATERAL (
     SELECT r.id, r.score, r.scorable, r.model_version, r.criteria_failed, r.language, r.created_at
     FROM scoring_result r WHERE r.call_id = c.call_id ORDER BY r.created_at DESC LIMIT 1) l ON TRUE"""

@@ -1,7 +1,7 @@
 """scoring_result: the criteria a result failed and passed, and its language, as generated columns beside `details`
 
-Revision ID: 202612031510
-Revises: 202612031500
+Revision ID: 202612031610
+Revises: 202612031600
 Create Date: 2026-12-03 15:10:00 UTC
 
 The console filters calls by a failed criterion and computes pass rates over every call of a team. Reading those from
@@ -18,8 +18,8 @@ from sqlalchemy.dialects import postgresql
 
 from alembic import op
 
-revision = "202612031510"
-down_revision = "202612031500"
+revision = "202612031610"
+down_revision = "202612031600"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """console_user: the people who sign in to the QA console, with an argon2 password hash and one role
 
-Revision ID: 202612031500
-Revises: 202612031200
+Revision ID: 202612031600
+Revises: 202612031500
 Create Date: 2026-12-03 15:00:00 UTC
 
 The hash is argon2id in its PHC string form (argon2-cffi), which carries its own salt and cost parameters, so a later change
@@ -16,8 +16,8 @@ import sqlalchemy as sa
 
 from alembic import op
 
-revision = "202612031500"
-down_revision = "202612031200"
+revision = "202612031600"
+down_revision = "202612031500"
 branch_labels = None
 depends_on = None
 
