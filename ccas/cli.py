@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "jobserver": ("ccas.stack.cli:jobserver_main", "standalone Prism job service + SDK worker pool for --runner=PortableRunner"),
     "flink": ("ccas.stack.flink:main", "local Flink 1.20 session cluster for --runner=FlinkRunner: up|down|status"),
     "dlq": ("ccas.ops.cli:main", "dead letters: list, show CALL_ID, requeue (--call-id ID ... | --error-type E | --all)"),
+    "console": ("console.main:main", "the QA console (calls, agents, operations; HTTPS); `console user add NAME --role R`"),
     "ops-api": ("ccas.ops.api.main:main", "the DLQ operations over HTTP (named bearer tokens CCAS_OPS_TOKENS; docs at /docs)"),
     "lag-exporter": ("ccas.ops.lag_exporter:main", "consumer lag per topic/partition/group for Prometheus (started by stack up)"),
     "config": ("ccas.config_docs:main", "every setting of every component: env-example | readme-table [--write]"),

@@ -23,6 +23,7 @@ from ccas.ops.settings import OPS_API_ENVIRONMENT_ONLY, DlqSettings, LagExporter
 from ccas.s3_admin import SECRET_FIELDS as S3_BOOTSTRAP_SECRET_FIELDS
 from ccas.s3_admin import BucketBootstrapSettings
 from ccas.settings import REPO_ROOT
+from console.settings import CONSOLE_ENVIRONMENT_ONLY, ConsoleSettings
 from core.config import CcasSettings, describe, environment_only
 from pipeline.options import ENVIRONMENT_ONLY as PIPELINE_ENVIRONMENT_ONLY
 from pipeline.settings import PipelineSettings
@@ -40,6 +41,7 @@ COMPONENTS: dict[str, type[CcasSettings]] = {
     "dlq": DlqSettings,
     "status": StatusSettings,
     "analytics": AnalyticsQuerySettings,
+    "console": ConsoleSettings,
 }
 # The one-shot set-up commands: topics, Kafka principals, bucket, migrations and database roles.
 BOOTSTRAP_COMPONENTS: dict[str, type[CcasSettings]] = {
@@ -60,6 +62,7 @@ COMMANDS = {
     "dlq": "`ccas dlq`",
     "status": "`ccas status`",
     "analytics": "`ccas analytics query`",
+    "console": "`ccas console`",
     "kafka-bootstrap": "`ccas kafka bootstrap`",
     "kafka-principals": "`ccas kafka principals`",
     "s3-bootstrap": "`ccas s3 bootstrap`",
@@ -71,6 +74,7 @@ FLAG_STYLES = {"pipeline": "_"}
 ENVIRONMENT_ONLY: dict[str, tuple[str, ...]] = {"s3-bootstrap": tuple(S3_BOOTSTRAP_SECRET_FIELDS),
                                                 "analytics": ANALYTICS_SECRET_FIELDS,
                                                 "ops-api": OPS_API_ENVIRONMENT_ONLY,
+                                                "console": CONSOLE_ENVIRONMENT_ONLY,
                                                 "pipeline": PIPELINE_ENVIRONMENT_ONLY,
                                                 "scoring-service": SCORING_ENVIRONMENT_ONLY}
 

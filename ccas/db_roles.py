@@ -9,7 +9,7 @@ roles of their own, each granted exactly what its code does:
 |                 | agent_scorecard)                                                                                   |
 | `ccas_poller`   | read and write the ingestion tables (ingestion_checkpoint, ingested_recording, in_progress_recording) |
 | `ccas_ops`      | read the call and ingestion tables and dlq_requeue, record requeues, write audit_log                |
-| `ccas_console`  | read the call tables, write audit_log; nothing else                                                |
+| `ccas_console`  | read the call tables and console_user, write audit_log, read and record requeues (dlq_requeue)     |
 
 No role but the owner reads `audit_log`. `grant()` is idempotent: it revokes what a role holds on every table first, so a
 privilege removed here is removed from the database too. A role that does not exist on the server is skipped (a deployment
@@ -35,7 +35,9 @@ GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
     "ccas_poller": {table: (*WRITE, "DELETE") for table in INGESTION_TABLES},
     "ccas_ops": {**{table: READ for table in (*CALL_TABLES, *INGESTION_TABLES)},
                  "dlq_requeue": ("SELECT", "INSERT"), "audit_log": ("INSERT",)},
-    "ccas_console": {**{table: READ for table in CALL_TABLES}, "audit_log": ("INSERT",)},
+    # The QA console: the pages read; its admins requeue dead letters through ccas.ops.requeue, as `ccas_ops` does.
+    "ccas_console": {**{table: READ for table in CALL_TABLES}, "console_user": READ, "dlq_requeue": ("SELECT", "INSERT"),
+                     "audit_log": ("INSERT",)},
 }
 ROLES = tuple(GRANTS)
 

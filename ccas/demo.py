@@ -124,6 +124,8 @@ def _where_to_look(apps: dict[str, App]) -> None:
     print("  Kafka       calls.raw → calls.enriched → audio.ready → scoring.results; dead letters in *.dlq")
     print(f"  Metrics     pipeline http://127.0.0.1:{p.pipeline_metrics}/metrics, poller http://127.0.0.1:{p.poller_metrics}/metrics,"
           f" scoring https://127.0.0.1:{p.scoring_service}/metrics")
+    print(f"  QA console  https://127.0.0.1:{p.console}/ (certificate of the stack's CA {tls.ca_file()}); a user first: "
+          "`.venv/bin/ccas --local console user add NAME --role admin`")
     print(f"  Logs        {', '.join(str(app.log_file) for app in apps.values())}")
 
 
@@ -151,6 +153,11 @@ def run(args: argparse.Namespace) -> int:
             app.start()
         wait_http(f"http://127.0.0.1:{p.avaya_mock}/_mock/health", 60, apps["avaya-mock"])
         wait_http(f"https://127.0.0.1:{p.scoring_service}/healthz", 120, apps["scoring-service"], str(tls.ca_file()))
+        # The QA console as deployed: HTTPS, its own database role and S3 identity, the ops principal for requeues.
+        apps["console"] = App("console", ccas_command("console", "--port", str(p.console)), logs / "console.log",
+                              env={**settings.component_env("console", os.environ["CCAS_DATABASE_URL"]),
+                                   **settings.kafka_principal_env("ops"), **tls.console_env()}).start()
+        wait_http(f"https://127.0.0.1:{p.console}/healthz", 60, apps["console"], str(tls.ca_file()))
         apps["poller"] = App("poller", ccas_command("poller", "--interval", "10", "--settle", "5",
                                                     # Windows are on start time: look back past the longest call.
                                                     "--lookback", str(int(args.duration_max) + 60),

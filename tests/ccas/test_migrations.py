@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import psycopg2
@@ -31,7 +32,8 @@ def test_upgrade_constraints_and_downgrade(scratch_db: str) -> None:
     db_admin.upgrade(scratch_db)
     assert _tables(scratch_db) == {"alembic_version", "agent", "call", "audio_asset", "scoring_result",
                                    "ingestion_checkpoint", "ingested_recording", "dlq_requeue",
-                                   "in_progress_recording", "transcript", "audit_log", "agent_scorecard"}
+                                   "in_progress_recording", "transcript", "audit_log", "agent_scorecard",
+                                   "console_user"}
 
     connection = psycopg2.connect(scratch_db)
     connection.autocommit = True
@@ -89,6 +91,18 @@ def test_upgrade_constraints_and_downgrade(scratch_db: str) -> None:
             cursor.execute(scorecard, ("customer", "day"))
         with pytest.raises(psycopg2.errors.CheckViolation, match="ck_agent_scorecard_granularity"):
             cursor.execute(scorecard, ("agent", "week"))
+        # The console's users: a role of three, an argon2id hash only; the criteria columns follow `details`.
+        with pytest.raises(psycopg2.errors.CheckViolation, match="ck_console_user_role"):
+            cursor.execute("INSERT INTO console_user (name, password_hash, role) VALUES ('ana', '$argon2id$x', 'root')")
+        with pytest.raises(psycopg2.errors.CheckViolation, match="ck_console_user_hash_argon2id"):
+            cursor.execute("INSERT INTO console_user (name, password_hash, role) VALUES ('ana', 'plain', 'admin')")
+        cursor.execute("UPDATE scoring_result SET details = %s WHERE model_version = 'sc1.0.0+fx1.0.0'", (json.dumps(
+            {"language": "vi", "breakdown": [{"criterion": "greeting", "applicable": True, "passed": False},
+                                             {"criterion": "hold", "applicable": False, "passed": None},
+                                             {"criterion": "closing", "applicable": True, "passed": True}]}),))
+        cursor.execute("SELECT criteria_failed, criteria_passed, language FROM scoring_result"
+                       " WHERE model_version = 'sc1.0.0+fx1.0.0'")
+        assert cursor.fetchone() == (["greeting"], ["closing"], "vi")
         cursor.execute("SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")
         indexes = {row[0] for row in cursor.fetchall()}
     connection.close()

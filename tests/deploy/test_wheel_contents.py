@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tests.deploy.product import REPO_ROOT
 
-SHIPPED_PACKAGES = {"ccas", "core", "audio", "pipeline", "avaya_source", "scoring_service", "schemas", "callgen"}
+SHIPPED_PACKAGES = {"console", "ccas", "core", "audio", "pipeline", "avaya_source", "scoring_service", "schemas", "callgen"}
 
 
 def _names(wheel: Path) -> list[str]:
@@ -34,6 +34,7 @@ def test_wheel_holds_no_clone_files(ccas_wheel: Path) -> None:
     assert "run_pipeline.py" not in names
     assert not [name for name in names if "__pycache__" in name or name.endswith((".pyc", ".env", "secrets.env"))]
     for data in ("schemas/topics.yaml", "schemas/calls.raw.schema.json", "scoring_service/scorecards/default.yaml",
+                 "console/templates/call.html", "console/static/console.js",
                  "ccas/stack/maven/expansion-pom.xml"):
         assert data in names, data
 

@@ -1,0 +1,105 @@
+"""The console's UI text in English and Vietnamese; the language is a cookie the switch in the header sets."""
+
+from __future__ import annotations
+
+LANGUAGES = ("en", "vi")
+DEFAULT_LANGUAGE = "en"
+LANGUAGE_COOKIE = "ccas_lang"
+
+# key -> (English, Vietnamese)
+TEXT: dict[str, tuple[str, str]] = {
+    "app_name": ("CCAS QA console", "Bảng điều khiển QA CCAS"),
+    "calls": ("Calls", "Cuộc gọi"),
+    "agents": ("Agents", "Nhân viên"),
+    "team": ("Team", "Nhóm"),
+    "operations": ("Operations", "Vận hành"),
+    "sign_in": ("Sign in", "Đăng nhập"),
+    "sign_out": ("Sign out", "Đăng xuất"),
+    "name": ("Name", "Tên"),
+    "password": ("Password", "Mật khẩu"),
+    "bad_credentials": ("Wrong name or password.", "Sai tên hoặc mật khẩu."),
+    "language": ("Language", "Ngôn ngữ"),
+    "signed_in_as": ("Signed in as", "Đăng nhập với"),
+    "time": ("Time", "Thời gian"),
+    "agent": ("Agent", "Nhân viên"),
+    "duration": ("Duration", "Thời lượng"),
+    "score": ("Score", "Điểm"),
+    "costly_criteria": ("Criteria that cost most", "Tiêu chí mất điểm nhiều nhất"),
+    "status": ("Status", "Trạng thái"),
+    "filters": ("Filters", "Bộ lọc"),
+    "date_from": ("From", "Từ ngày"),
+    "date_to": ("To", "Đến ngày"),
+    "skill": ("Team / skill", "Nhóm / kỹ năng"),
+    "score_min": ("Score from", "Điểm từ"),
+    "score_max": ("Score to", "Điểm đến"),
+    "criterion_failed": ("Criterion failed", "Tiêu chí không đạt"),
+    "any": ("any", "tất cả"),
+    "apply": ("Apply", "Áp dụng"),
+    "reset": ("Reset", "Đặt lại"),
+    "page": ("Page", "Trang"),
+    "of": ("of", "trên"),
+    "previous": ("Previous", "Trước"),
+    "next": ("Next", "Sau"),
+    "calls_found": ("calls found", "cuộc gọi"),
+    "no_calls": ("No call matches these filters.", "Không có cuộc gọi nào khớp bộ lọc."),
+    "call": ("Call", "Cuộc gọi"),
+    "breakdown": ("Breakdown", "Chi tiết điểm"),
+    "criterion": ("Criterion", "Tiêu chí"),
+    "value": ("Value", "Giá trị"),
+    "threshold": ("Threshold", "Ngưỡng"),
+    "points": ("Points", "Điểm"),
+    "passed": ("Passed", "Đạt"),
+    "failed": ("Failed", "Không đạt"),
+    "not_applicable": ("Not applicable", "Không áp dụng"),
+    "evidence": ("Evidence", "Bằng chứng"),
+    "recording": ("Recording", "Bản ghi âm"),
+    "waveform": ("Waveform", "Dạng sóng"),
+    "channel": ("Channel", "Kênh"),
+    "no_audio": ("No recording is stored for this call.", "Cuộc gọi này chưa có bản ghi âm."),
+    "transcript": ("Transcript", "Bản ghi lời thoại"),
+    "no_transcript": ("No transcript for this call.", "Cuộc gọi này không có bản ghi lời thoại."),
+    "model_version": ("Model version", "Phiên bản mô hình"),
+    "scored_at": ("Scored at", "Chấm điểm lúc"),
+    "versions": ("Scored versions side by side", "Các phiên bản chấm điểm"),
+    "not_scorable": ("Not scorable", "Không chấm được"),
+    "not_scored": ("Not scored yet", "Chưa chấm điểm"),
+    "trend": ("Score trend", "Xu hướng điểm"),
+    "daily": ("Daily", "Theo ngày"),
+    "weekly": ("Weekly", "Theo tuần"),
+    "pass_rates": ("Pass rate per criterion", "Tỷ lệ đạt theo tiêu chí"),
+    "team_rate": ("Team", "Cả nhóm"),
+    "worst_calls": ("Worst calls", "Cuộc gọi điểm thấp nhất"),
+    "mean_score": ("Mean score", "Điểm trung bình"),
+    "scored_calls": ("Scored calls (n)", "Số cuộc đã chấm (n)"),
+    "rank": ("Rank", "Hạng"),
+    "too_few_calls": ("Too few calls to rank fairly", "Quá ít cuộc gọi để xếp hạng công bằng"),
+    "period_days": ("Last days", "Số ngày gần nhất"),
+    "dead_letters": ("Dead letters", "Thư lỗi (dead letters)"),
+    "stage": ("Stage", "Giai đoạn"),
+    "error_type": ("Error type", "Loại lỗi"),
+    "failed_at": ("Failed at", "Lỗi lúc"),
+    "call_status": ("Call status", "Trạng thái cuộc gọi"),
+    "requeue": ("Requeue", "Đưa lại vào hàng đợi"),
+    "requeued": ("Requeued", "Đã đưa lại"),
+    "health": ("Pipeline health", "Tình trạng pipeline"),
+    "components_up": ("Components up", "Thành phần đang chạy"),
+    "lag": ("Consumer lag", "Độ trễ tiêu thụ"),
+    "p95": ("p95 latency", "Độ trễ p95"),
+    "not_configured": ("not configured", "chưa cấu hình"),
+    "unavailable": ("unavailable", "không truy cập được"),
+    "no_dead_letters": ("No dead letters.", "Không có thư lỗi."),
+    "language_name": ("Language", "Ngôn ngữ"),
+    "forbidden": ("You may not open this page.", "Bạn không có quyền mở trang này."),
+    "not_found": ("Not found.", "Không tìm thấy."),
+    "calls_last_hour": ("Calls in the last hour by status", "Cuộc gọi trong giờ qua theo trạng thái"),
+    "seek_hint": ("Click a marker or a word to play from there.", "Bấm vào một mốc hoặc một từ để phát từ đó."),
+}
+
+
+def translate(key: str, language: str) -> str:
+    english, vietnamese = TEXT.get(key, (key, key))
+    return vietnamese if language == "vi" else english
+
+
+def language_of(cookie: str | None) -> str:
+    return cookie if cookie in LANGUAGES else DEFAULT_LANGUAGE
