@@ -68,6 +68,9 @@ def test_the_right_token_scores(client: TestClient) -> None:
 
 
 def test_health_and_metrics_stay_open(client: TestClient) -> None:
+    # Its own refusals: under pytest-xdist the tests above may run in another worker, with another registry.
+    assert client.get("/v1/scorecard").status_code == 401
+    assert client.get("/v1/scorecard", headers={"Authorization": "Bearer not-the-token"}).status_code == 403
     assert client.get("/healthz").status_code == 200
     metrics = client.get("/metrics")
     assert metrics.status_code == 200
