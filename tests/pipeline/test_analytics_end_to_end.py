@@ -1,4 +1,4 @@
-"""The running pipeline (Prism, the Python Kafka reader, its own S3 identity) exports what it scores: with one-minute windows,
+"""The running pipeline (Prism, either Kafka reader, its own S3 identity) exports what it scores: with one-minute windows,
 every call in scoring_result appears exactly once in the Parquet files under analytics/scoring_results/, in the file of the
 window holding its end, with the score PostgreSQL has, and every file is encrypted (SSE)."""
 
@@ -47,15 +47,16 @@ def _window(key: str) -> tuple[datetime, datetime]:
     return datetime.strptime(start, "%Y%m%dT%H%M%S%z"), datetime.strptime(end, "%Y%m%dT%H%M%S%z")
 
 
-def test_the_running_pipeline_exports_every_scored_call_once(scenario: dict) -> None:
+@pytest.mark.parametrize("kafka_io", ["java", "python"])
+def test_the_running_pipeline_exports_every_scored_call_once(scenario: dict, kafka_io: str) -> None:
     env = scenario["env"]
     admin = s3_client(env["CCAS_S3_ENDPOINT"], env["CCAS_S3_ACCESS_KEY"], env["CCAS_S3_SECRET_KEY"],
                       ca_file=env["CCAS_S3_CA_FILE"])
     bucket = env["CCAS_S3_BUCKET"]
     with e2e.scratch_database(env["CCAS_DATABASE_URL"]) as url:
-        group = f"ccas-pipeline-e2e-analytics-{uuid.uuid4().hex[:8]}"
+        group = f"ccas-pipeline-e2e-analytics-{kafka_io}-{uuid.uuid4().hex[:8]}"
         e2e.commit_group(scenario["bootstrap"], group, "calls.raw", scenario["start"])
-        pipeline = e2e.start_pipeline(scenario["services"], url, group, "python", f"pipeline-{group}.log",
+        pipeline = e2e.start_pipeline(scenario["services"], url, group, kafka_io, f"pipeline-{group}.log",
                                       extra=[f"--analytics_window_s={WINDOW_S}"])
         try:
             good = len(scenario["inums"]) - 2  # the dead replay and the corrupt recording are dead-lettered
