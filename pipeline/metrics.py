@@ -36,6 +36,8 @@ OFFSETS_COMMITTED = Counter("pipeline_offsets_committed_total", "Offset commits"
 DEPENDENCY_UP = Gauge("dependency_up", "1 while this worker reaches the dependency, 0 while it is held as unavailable",
                       ["dependency"])
 DEPENDENCY_FAILURES = Counter("dependency_unavailable_total", "Tries that found a dependency unavailable", ["dependency"])
+VIEW_WRITE_FAILURES = Counter("view_write_failures_total", "Writes of a view (the Parquet export, the scorecards) that failed "
+                              "for good and were skipped: the calls themselves are in scoring_result", ["view"])
 SCORECARD_TOO_LATE = Counter("scorecard_calls_too_late_total", "Calls later than the scorecards' allowed lateness, left out of a "
                              "window", ["granularity"])
 CALLS_HELD = Gauge("calls_held", "Calls (or sink batches) waiting for an unavailable dependency", ["dependency"])

@@ -13,6 +13,7 @@ import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.utils.windowed_value import WindowedValue
 
+from pipeline import metrics as prom
 from pipeline.io.resilience import UNAVAILABLE, RetryPolicy, call_with_policy, hold
 from pipeline.model import DeadLetter
 
@@ -41,6 +42,15 @@ def close_quietly(owner: object, *attributes: str) -> None:
             client.close()
         except Exception as error:  # teardown is best effort: the worker is going away either way
             log.warning("closing %s.%s failed: %s", type(owner).__name__, name, error)
+
+
+def view_write_failed(view: str, what: str, error: BaseException) -> None:
+    """A view's write that failed for good (a refusal such as AccessDenied, or an outage past its budget) is logged, counted
+    (`view_write_failures_total{view}`) and skipped. A view is derived from scoring_result, which has every call: failing the
+    bundle instead would make the runner retry it forever, or fail the job, and stop the scoring of every call with it."""
+    prom.VIEW_WRITE_FAILURES.labels(view).inc()
+    log.error("%s: writing %s failed for good, skipped (the calls are in scoring_result): %s: %s", view, what,
+              type(error).__name__, error)
 
 
 @dataclass

@@ -43,7 +43,7 @@ from pipeline.clients import StageClients
 from pipeline.io.resilience import S3, hold
 from pipeline.model import ScoredCall, parse_iso
 from pipeline.options import JobConfig
-from pipeline.transforms._bundles import close_quietly
+from pipeline.transforms._bundles import close_quietly, view_write_failed
 
 ANALYTICS_PREFIX = "analytics/"
 SCORING_RESULTS = "scoring_results"
@@ -208,9 +208,13 @@ class _WriteParquetFn(beam.DoFn):
         config = self.clients.config
         metadata = {"window-start": start.isoformat(), "window-end": end.isoformat(), "pane-index": str(pane.index),
                     "pane-timing": timing, "rows": str(len(rows))}
-        hold(S3, lambda: self.s3.put_object(Bucket=config.s3_bucket, Key=key, Body=body, ServerSideEncryption=SSE,
-                                            ContentType=PARQUET_CONTENT_TYPE, Metadata=metadata),
-             config.outage_budget_s, config.outage_backoff_cap_s)
+        try:
+            hold(S3, lambda: self.s3.put_object(Bucket=config.s3_bucket, Key=key, Body=body, ServerSideEncryption=SSE,
+                                                ContentType=PARQUET_CONTENT_TYPE, Metadata=metadata),
+                 config.outage_budget_s, config.outage_backoff_cap_s)
+        except Exception as error:  # refused for good (or down past the budget): the view is behind, the calls go on
+            view_write_failed(f"analytics/{self.table}", f"{key} ({len(rows)} rows)", error)
+            return
         self.files.inc()
         self.rows.inc(len(rows))
         if pane.timing == PaneInfoTiming.LATE:

@@ -49,7 +49,7 @@ from pipeline.io.resilience import KAFKA, POSTGRES
 from pipeline.model import ScoredCall, iso
 from pipeline.options import JobConfig
 from pipeline.settings import fixed_utc_offset_s
-from pipeline.transforms._bundles import BatchingDoFn, Held
+from pipeline.transforms._bundles import BatchingDoFn, Held, view_write_failed
 from pipeline.transforms.analytics import AGENT_SCORECARDS, AGENT_SCORECARDS_SCHEMA, ExportParquet
 from pipeline.transforms.scorecard_values import CallFacts, call_facts, window_values
 
@@ -326,8 +326,13 @@ class _WriteScorecardsFn(BatchingDoFn):
 
     def complete(self, held: list[Held]) -> list[tuple[str | None, Any, Held]]:
         rows = [item.element for item in held]
-        self.held(KAFKA, lambda: self.publisher.publish_all([(TOPIC, scorecard_key(row), row) for row in rows]))
-        self.held(POSTGRES, lambda: self.db.upsert_scorecards(rows))
+        for view, dependency, write in (
+                (TOPIC, KAFKA, lambda: self.publisher.publish_all([(TOPIC, scorecard_key(row), row) for row in rows])),
+                ("agent_scorecard", POSTGRES, lambda: self.db.upsert_scorecards(rows))):
+            try:
+                self.held(dependency, write)
+            except Exception as error:  # refused for good, or down past the budget: the view is behind, the calls go on
+                view_write_failed(view, f"{len(rows)} scorecard rows", error)
         self.written.inc(len(rows))
         return []
 

@@ -59,6 +59,8 @@ class World:
     record_calls: dict[tuple[str, int, int], str] = field(default_factory=dict)  # (topic, partition, offset) -> call_id
     outages: Counter[str] = field(default_factory=Counter)  # client -> how many more operations find its service down
     outage_hits: Counter[str] = field(default_factory=Counter)  # client -> operations that found it down
+    denied_prefixes: set[str] = field(default_factory=set)  # S3 keys under these: AccessDenied, as a missing grant gives
+    denied_tables: set[str] = field(default_factory=set)  # tables the role may not write: permission denied
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def fail_replay(self, call_id: str, times: int, error: Callable[[], AvayaError], *, mid_stream: bool = False) -> None:
@@ -217,6 +219,10 @@ class FakeDatabase:
 
     def upsert_scorecards(self, rows: list[dict[str, Any]]) -> None:
         self.world.take_outage("database")
+        if "agent_scorecard" in self.world.denied_tables:
+            import psycopg2.errors
+
+            raise psycopg2.errors.InsufficientPrivilege("permission denied for table agent_scorecard")
         with self.world.lock:
             for row in rows:
                 key = (row["dimension"], row["dimension_key"], row["granularity"], row["window_start"])
@@ -278,6 +284,12 @@ class FakeS3:
 
     def put_object(self, *, Bucket: str, Key: str, Body: bytes, **args: Any) -> dict[str, Any]:  # noqa: N803 - boto3's names
         self.world.take_outage("audio_store")
+        if any(Key.startswith(prefix) for prefix in self.world.denied_prefixes):
+            import botocore.exceptions
+
+            raise botocore.exceptions.ClientError(
+                {"Error": {"Code": "AccessDenied", "Message": "Access Denied"}, "ResponseMetadata": {"HTTPStatusCode": 403}},
+                "PutObject")
         with self.world.lock:
             self.world.objects[Key] = bytes(Body)
             self.world.object_args[Key] = {k: args.get(k) for k in ("ServerSideEncryption", "Tagging", "ContentType", "Metadata")}

@@ -23,6 +23,7 @@ from apache_beam.transforms.window import TimestampedValue
 from pydantic import ValidationError
 
 from ccas.stack import tools
+from pipeline import metrics as prom
 from pipeline.build import build_pipeline
 from pipeline.model import ScoredCall, StoredAudio
 from pipeline.settings import PipelineSettings
@@ -33,6 +34,7 @@ from pipeline.transforms.analytics import (
     object_key,
     parquet_bytes,
     scoring_result_row,
+    shard_of,
 )
 from tests.pipeline.transforms.fakes import FakeClients, World, drop_world, new_world
 from tests.pipeline.transforms.test_stages_unit import PII_HMAC_KEY, enriched, job_config
@@ -195,6 +197,22 @@ def test_scored_calls_are_exported_as_scoring_results(fake: tuple[Any, Any, Worl
     exported = {r["call_id"]: r for body in world.objects.values() for r in read_rows(body)}
     assert {call_id: r["score"] for call_id, r in exported.items()} == {"1001": 72.5, "1002": 64.0, "1003": None}
     assert exported["1001"]["criteria"] == [("greeting", True), ("hold_etiquette", None), ("no_dead_air", False)]
+
+
+def test_a_refused_write_is_counted_and_skipped_and_never_fails_the_job(fake: tuple[Any, Any, World]) -> None:
+    # A missing grant on analytics/ (seen: AccessDenied) failed every bundle of the branch and with it the whole job, so no
+    # call was scored until someone fixed the policy. The export is a view of scoring_result: it falls behind, the calls go on.
+    config, clients, world = fake
+    world.denied_prefixes.add("analytics/scoring_results/")
+    failures = prom.VIEW_WRITE_FAILURES.labels("analytics/scoring_results")
+    before = failures._value.get()
+    ended = int(datetime(2026, 11, 25, 9, 59, 46, tzinfo=UTC).timestamp())
+    calls = [scored_call(call_id) for call_id in ("2001", "2002", "2003", "2004")]
+    with TestPipeline(runner="BundleBasedDirectRunner") as p:
+        _ = p | beam.Create([TimestampedValue(call, ended) for call in calls]) | ExportScoringResults(config, clients)
+    assert world.objects == {}
+    shards = {shard_of(scoring_result_row(call), "call_id", config.analytics_shards) for call in calls}
+    assert failures._value.get() - before == len(shards)  # one file per shard, each refused
 
 
 # -- the wiring and the settings --------------------------------------------------------------------------------------------

@@ -226,3 +226,17 @@ def test_an_open_window_is_written_early_and_then_on_time(world: tuple[str, Worl
     early_calls = [v["calls"] for v in busiest if v["pane_timing"] == "EARLY"]
     assert early_calls == sorted(early_calls) and early_calls[0] < busiest[-1]["calls"]  # accumulating, before all came
     assert row(w, "agent", "A", "hour", datetime.fromisoformat(busiest[-1]["window_start"]))["calls"] == busiest[-1]["calls"]
+
+
+def test_a_refused_table_write_is_counted_and_the_topic_still_gets_the_panes(world: tuple[str, World]) -> None:
+    # A role without its grant on agent_scorecard must not stop the job (and with it the scoring of every call).
+    _, w = world
+    w.denied_tables.add("agent_scorecard")
+    failures = prom.VIEW_WRITE_FAILURES.labels("agent_scorecard")
+    before = failures._value.get()
+    stream = TestStream().add_elements([arriving(scored_call("d1", "A", at(5, 9, 10), 80.0))]).advance_watermark_to_infinity()
+    run(stream, world)
+    assert w.scorecards == {}
+    assert failures._value.get() - before >= 1
+    assert {(v["dimension"], v["granularity"]) for v in published(w)} == {("agent", "hour"), ("agent", "day"),
+                                                                          ("skill", "hour"), ("skill", "day")}
