@@ -86,8 +86,10 @@ def redeploy_scoring(services: e2e.Services, scorecard: Path) -> str:
     return requests.get(f"{services.scoring_url}/healthz", timeout=5, verify=str(tls.ca_file())).json()["model_version"]
 
 
-def started(call: dict) -> datetime:
-    return datetime.fromisoformat(call["started_at"])
+def halfway(earlier: dict, later: dict) -> datetime:
+    """The moment halfway between two planned calls' starts."""
+    start = datetime.fromisoformat(earlier["started_at"])
+    return start + (datetime.fromisoformat(later["started_at"]) - start) / 2
 
 
 def rescore_command(services: e2e.Services, database_url: str, log_name: str, *args: str) -> App:
@@ -105,22 +107,24 @@ def live(stack_env: dict[str, str]) -> Iterator[dict]:
     try:
         planned = sorted(services.recorder_calls(), key=lambda call: call["started_at"])
         assert len(planned) == INITIAL_CALLS + LIVE_CALLS
-        late, later = planned[-2:]
-        # The poll windows of the two live calls meet halfway between their starts (the mock searches by start, inclusive).
-        between = started(late) + (started(later) - started(late)) / 2
+        last_initial, late, later = planned[-3:]
+        # Poll windows end and start halfway between two calls' starts (the mock searches by start, inclusive): calls of
+        # this schedule can start less than a second apart.
+        before_late = halfway(last_initial, late)
+        between = halfway(late, later)
         bootstrap = stack_env["CCAS_KAFKA_BOOTSTRAP"]
         with e2e.scratch_database(stack_env["CCAS_DATABASE_URL"]) as url, \
                 e2e.scratch_database(stack_env["CCAS_DATABASE_URL"]) as poller_db:
             group = f"ccas-pipeline-e2e-rescore-{uuid.uuid4().hex[:8]}"
             e2e.commit_group(bootstrap, group, "calls.raw", e2e.end_offsets(bootstrap, "calls.raw"))
             first = datetime.fromisoformat(planned[0]["started_at"]) - timedelta(minutes=1)
-            e2e.poll_once(services, poller_db, first, datetime.fromisoformat(late["started_at"]) - timedelta(seconds=1))
+            e2e.poll_once(services, poller_db, first, before_late)
             pipeline = e2e.start_pipeline(services, url, group, "python", f"pipeline-{group}.log")
             try:
                 e2e.wait_until(lambda: e2e.query(url, "SELECT count(*) FROM call WHERE status = 'SCORED'")[0][0]
                                >= INITIAL_CALLS, 420, f"{INITIAL_CALLS} calls scored with version A", [pipeline])
                 yield {"services": services, "url": url, "poller_db": poller_db, "pipeline": pipeline, "late": late,
-                       "later": later, "between": between, "bootstrap": bootstrap}
+                       "later": later, "before_late": before_late, "between": between, "bootstrap": bootstrap}
             finally:
                 pipeline.stop()
     finally:
@@ -149,7 +153,7 @@ def test_rescore_adds_version_b_next_to_a_paced_without_the_recorder_while_live_
     try:
         # A live call while the re-score runs: polled now, scored by the running pipeline (with B, the service's version).
         e2e.wait_until(lambda: len(watch.moments()) >= 3, 120, "the re-score's first calls", [rescore])
-        e2e.poll_once(services, live["poller_db"], started(late) - timedelta(seconds=1), live["between"])
+        e2e.poll_once(services, live["poller_db"], live["before_late"], live["between"])
         e2e.wait_until(lambda: e2e.query(url, "SELECT status FROM call WHERE call_id = %s", (late["inum"],))
                        == [("SCORED",)], 300, "the live call SCORED during the re-score", [live["pipeline"]])
         live_scored_during_rescore = rescore.alive()
