@@ -220,9 +220,9 @@ class _SelectCallsToRescoreFn(BatchingDoFn):
     """Announced versions → (call_id, target) of each scored call started within the look-back whose model_version is not
     the scoring service's (the target): the bounded re-score's selection, once per bundle of events.
 
-    The target is the service's version, not the announced one: an event only says "look again". So events replayed or
-    repeated in one bundle (every retained one after a restart) cost one selection, and a later one selects only what is
-    still not at the target. A selection that fails (the scoring service or PostgreSQL down past the outage budget) is
+    The target is the service's version, not the announced one: an event only says "look again". So events read in one
+    bundle (the retained ones replayed after a restart usually are) cost one selection, and a later one selects only what
+    is still not at the target. A selection that fails (the scoring service or PostgreSQL down past the outage budget) is
     logged and counted: the re-score is given up, not the job; a new event, a restart or `ccas rescore` does it.
     """
 
