@@ -55,7 +55,8 @@ class Grant:
     operation: ACLOperation
 
 
-# The pipeline's inputs besides calls.raw: the re-score follower (`ccas rescore --follow`) reads it.
+# The pipeline's inputs besides calls.raw: the streaming job's re-score branch (group `<consumer_group>-rescore`) and the
+# re-score follower (`ccas rescore --follow`) read it.
 PIPELINE_EVENT_INPUTS = ("model.version.updated",)
 
 

@@ -13,13 +13,15 @@ from pipeline.transforms.download import DownloadToS3
 from pipeline.transforms.enrich import EnrichCall
 from pipeline.transforms.parse import ParseAndValidate
 from pipeline.transforms.read import ReadCallEvents
+from pipeline.transforms.rescore import RescoreOnModelVersion
 from pipeline.transforms.score import ScoreCall
 from pipeline.transforms.scorecard import AgentScorecards
 from pipeline.transforms.write import WriteDeadLetters, WriteResults
 
 
 def build_pipeline(p: beam.Pipeline, config: JobConfig, clients: StageClients | None = None) -> None:
-    """Every stage from calls.raw to the offset commit; `clients` (default: the real ones of `config`) feeds the I/O stages."""
+    """Every stage from calls.raw to the offset commit, and the re-score on model.version.updated; `clients` (default: the
+    real ones of `config`) feeds the I/O stages."""
     clients = clients or StageClients(config)
     records = p | "ReadCallEvents" >> ReadCallEvents(config)
     events, bad_messages, markers = records | "ParseAndValidate" >> ParseAndValidate()
@@ -44,3 +46,5 @@ def build_pipeline(p: beam.Pipeline, config: JobConfig, clients: StageClients | 
                                            outage_backoff_cap_s=config.outage_backoff_cap_s,
                                            database_factory=clients.database)
     )
+    if config.rescore_on_events:  # a graph of its own: its calls are not calls.raw offsets, scorecards or export rows
+        _ = p | "RescoreOnModelVersion" >> RescoreOnModelVersion(config, clients)

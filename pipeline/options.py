@@ -88,6 +88,10 @@ class JobConfig:
     analytics_window_s: int = 3600
     analytics_allowed_lateness_s: int = 2 * 24 * 3600
     analytics_shards: int = 1
+    # The re-score on model.version.updated events (RescoreOnModelVersion, pipeline/transforms/rescore.py).
+    rescore_on_events: bool = True
+    rescore_rate: float = 2.0
+    rescore_lookback_s: int = 7 * 24 * 3600
 
     def __repr__(self) -> str:  # secrets never reach a log line
         return f"JobConfig(kafka={self.kafka_bootstrap}, io={self.kafka_io}, bucket={self.s3_bucket}, scoring={self.scoring_url})"
@@ -153,6 +157,7 @@ def validate_options(options: PipelineOptions, settings: PipelineSettings | None
         scorecard_lateness_s=s.scorecard_allowed_lateness_s, scorecard_early_firing_s=s.scorecard_early_firing_s,
         analytics_export=s.analytics_export, analytics_window_s=s.analytics_window_s,
         analytics_allowed_lateness_s=s.analytics_allowed_lateness_s, analytics_shards=s.analytics_shards,
+        rescore_on_events=s.rescore_on_events, rescore_rate=s.rescore_rate, rescore_lookback_s=s.rescore_lookback_s,
     )
 
 

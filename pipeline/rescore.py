@@ -6,7 +6,7 @@ The scoring service is asked for its model_version (the target); the scored call
 Beam pipeline (pipeline/transforms/rescore.py) on Beam's in-process FnApiRunner, paced to `--rate` calls/s. A chunk's results
 are written when it ends; a progress line follows each chunk. Resumable: a call re-scored is no longer selected, so a second run
 (or one after an interruption) does only what is left. `--follow` re-scores the look-back on each model.version.updated event
-(pipeline/rescore_events.py).
+(pipeline/rescore_events.py), for a streaming job run with CCAS_RESCORE_ON_EVENTS=false (by default the job does it itself).
 
 Exit codes: 0 done (dead letters included: they are on scoring.results.dlq and counted); 1 the scoring service or PostgreSQL
 could not be reached, or a chunk failed (what earlier chunks wrote stays); 2 invalid configuration; 130 interrupted.
@@ -144,7 +144,8 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument("--rate", type=float, help="most calls scored per second (default CCAS_RESCORE_RATE)")
     cli.add_argument("--chunk", type=int, help="calls per bounded run (default CCAS_RESCORE_CHUNK)")
     cli.add_argument("--follow", action="store_true", help="run until stopped: re-score the look-back "
-                     "(CCAS_RESCORE_LOOKBACK_S) on each model.version.updated event")
+                     "(CCAS_RESCORE_LOOKBACK_S) on each model.version.updated event (for a streaming job run with "
+                     "CCAS_RESCORE_ON_EVENTS=false, which otherwise does it itself)")
     cli.add_argument("--group", default=None, help="consumer group of --follow (default ccas-pipeline-rescore; it must start "
                      "with ccas-pipeline, the pipeline principal's groups)")
     cli.add_argument("--announce", action="store_true", help="publish the scoring service's model_version on "

@@ -1,9 +1,12 @@
-"""model.version.updated: the event that asks for a re-score, and the consumer that acts on it (`ccas rescore --follow`).
+"""model.version.updated: the event that asks for a re-score (`ccas rescore --announce`), and `ccas rescore --follow`, a
+consumer of it in a process of its own.
 
-The streaming job does not start the bounded re-score itself: a Beam streaming job cannot launch and wait for another pipeline
-from inside a DoFn without tying up its workers for the whole re-score. The follower is a process of its own beside it, with the
-pipeline's principal: for each event it re-scores the calls started in the look-back with the service's model_version, then
-commits the event. A repeated or replayed event costs nothing: the calls already at that version are not selected again.
+The streaming job reacts to the event itself: its side branch RescoreOnModelVersion (pipeline/transforms/rescore.py) selects
+the calls started within CCAS_RESCORE_LOOKBACK_S that are not at the scoring service's version and re-scores them, paced,
+inside the job (on by default; CCAS_RESCORE_ON_EVENTS=false turns it off). The follower is the alternative for a job run with
+it off: for each event it runs the bounded re-score (pipeline/rescore.py) over the look-back, then commits the event. Run one
+or the other, not both: both would score the same calls. A repeated or replayed event costs a query: the calls already at the
+service's version are not selected again.
 """
 
 from __future__ import annotations

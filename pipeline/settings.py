@@ -99,8 +99,12 @@ class PipelineSettings(KafkaSettings, DatabaseSettings, S3Settings, RecorderSett
                                description="re-score: calls per bounded run; a run's results are written when it ends, so an "
                                            "interrupted re-score loses at most one chunk and the next run redoes it")
     rescore_lookback_s: int = Field(
-        default=7 * SECONDS_PER_DAY, ge=60, description="re-score on a model.version.updated event (`ccas rescore --follow`): "
-                                                        "calls started this many seconds back are re-scored")
+        default=7 * SECONDS_PER_DAY, ge=60, description="re-score on a model.version.updated event (the streaming job, or "
+                                                        "`ccas rescore --follow`): calls started this many seconds back are "
+                                                        "re-scored")
+    rescore_on_events: bool = Field(
+        default=True, description="the streaming job re-scores the look-back itself on each model.version.updated event, "
+                                  "paced to CCAS_RESCORE_RATE per worker process (false: run `ccas rescore --follow` instead)")
     pipeline_metrics_host: str = Field(default="127.0.0.1", json_schema_extra={"flag": "--metrics_host"},
                                        description="address the worker's Prometheus endpoint binds (0.0.0.0 in a container)")
     pipeline_metrics_port: int = Field(default=0, ge=0, le=65535, json_schema_extra={"flag": "--metrics_port"},

@@ -87,3 +87,56 @@ def test_only_the_mode_is_taken_out_of_the_arguments() -> None:
     assert pipeline_main.without_rescore_mode(["--mode=rescore", "--agent", "rescore"]) == ["--agent", "rescore"]
     assert pipeline_main.without_rescore_mode(["--rate=2", "--mode", "rescore", "--agent=7"]) == ["--rate=2", "--agent=7"]
     assert pipeline_main.without_rescore_mode(["--runner=DirectRunner", "--agent", "rescore"]) is None
+
+
+class _Record:
+    def __init__(self, offset: int, value: bytes) -> None:
+        self.offset = offset
+        self.value = value
+
+
+class _FakeFollowConsumer:
+    """kafka.KafkaConsumer as `follow` uses it: one poll with two events (one not JSON), then the process is stopped."""
+
+    instances: list[_FakeFollowConsumer] = []
+
+    def __init__(self, **config: object) -> None:
+        self.config = config
+        self.topics: list[str] = []
+        self.polls = 0
+        self.commits = 0
+        self.closed = False
+        self.instances.append(self)
+
+    def subscribe(self, topics: list[str]) -> None:
+        self.topics = topics
+
+    def poll(self, timeout_ms: int = 0) -> dict[str, list[_Record]]:
+        self.polls += 1
+        if self.polls > 1:
+            raise KeyboardInterrupt  # what SIGTERM / Ctrl-C raise in the follower
+        return {"tp": [_Record(0, b'{"model_version": "sc2.0.0+fx1.1.0"}'), _Record(1, b"not json")]}
+
+    def commit(self) -> None:
+        self.commits += 1
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_follow_rescores_the_lookback_once_per_event_and_commits(monkeypatch: pytest.MonkeyPatch) -> None:
+    import kafka
+
+    from pipeline import rescore_events
+    from tests.pipeline.transforms.test_stages_unit import job_config
+
+    monkeypatch.setattr(kafka, "KafkaConsumer", _FakeFollowConsumer)
+    monkeypatch.setattr(rescore_events, "_stop_on_sigterm", lambda: None)
+    selections: list[rescore.Selection] = []
+    before = datetime.now(UTC)
+    assert rescore_events.follow(job_config(), 3600, selections.append, group="ccas-pipeline-rescore-unit") == 0
+    [consumer] = _FakeFollowConsumer.instances[-1:]
+    assert consumer.topics == [rescore_events.TOPIC] and consumer.config["group_id"] == "ccas-pipeline-rescore-unit"
+    [selection] = selections  # the event that is not JSON is skipped
+    assert selection.since is not None and before - timedelta(seconds=3601) <= selection.since <= datetime.now(UTC)
+    assert (consumer.commits, consumer.closed) == (1, True)

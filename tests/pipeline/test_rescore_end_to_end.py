@@ -1,7 +1,8 @@
 """Re-score on the real local stack (issue 15's acceptance): 30 calls scored live with version A, the scoring service redeployed
 with a changed scorecard (version B), `ccas rescore --rate 3` → 30 rows of B next to the 30 of A, call.model_version B, no replay
 asked of the recorder, at most rate+1 calls scored in any second, a live call published during the run still SCORED, and a
-second run that does nothing."""
+second run that does nothing. Then version C announced with `ccas rescore --announce`: the running streaming job itself
+re-scores every call to C (no `--follow` process), while another live call is scored."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from tests.pipeline import e2e
 pytestmark = pytest.mark.integration
 
 INITIAL_CALLS = 30
+LIVE_CALLS = 2  # one published during the bounded re-score, one during the streaming job's
 RATE = 3.0
 SCORED_COUNTER = re.compile(r"^ccas_scoring_calls_total\{[^}]*\} ([0-9.e+]+)$", re.M)
 ARRIVALS_COUNTER = re.compile(r"^ccas_scoring_score_requests_received_total ([0-9.e+]+)$", re.M)
@@ -84,6 +86,12 @@ def redeploy_scoring(services: e2e.Services, scorecard: Path) -> str:
     return requests.get(f"{services.scoring_url}/healthz", timeout=5, verify=str(tls.ca_file())).json()["model_version"]
 
 
+def halfway(earlier: dict, later: dict) -> datetime:
+    """The moment halfway between two planned calls' starts."""
+    start = datetime.fromisoformat(earlier["started_at"])
+    return start + (datetime.fromisoformat(later["started_at"]) - start) / 2
+
+
 def rescore_command(services: e2e.Services, database_url: str, log_name: str, *args: str) -> App:
     return App("rescore", ccas_command("rescore", "--rate", str(RATE), "--chunk", "12", *(args or ("--since", "-86400")),
                                        f"--scoring_url={services.scoring_url}", f"--avaya_url={services.recorder_url}",
@@ -94,25 +102,29 @@ def rescore_command(services: e2e.Services, database_url: str, log_name: str, *a
 @pytest.fixture(scope="module")
 def live(stack_env: dict[str, str]) -> Iterator[dict]:
     """Mock recorder (31 single-recording calls), scoring service A, the live pipeline; the first 30 calls scored with A."""
-    services = e2e.start_services(seed=uuid.uuid4().int % 90_000 + 10_000, count=INITIAL_CALLS + 1,
+    services = e2e.start_services(seed=uuid.uuid4().int % 90_000 + 10_000, count=INITIAL_CALLS + LIVE_CALLS,
                                   extra_mock_args=["--multi-inum-ratio", "0"])
     try:
         planned = sorted(services.recorder_calls(), key=lambda call: call["started_at"])
-        assert len(planned) == INITIAL_CALLS + 1
-        late = planned[-1]
+        assert len(planned) == INITIAL_CALLS + LIVE_CALLS
+        last_initial, late, later = planned[-3:]
+        # Poll windows end and start halfway between two calls' starts (the mock searches by start, inclusive): calls of
+        # this schedule can start less than a second apart.
+        before_late = halfway(last_initial, late)
+        between = halfway(late, later)
         bootstrap = stack_env["CCAS_KAFKA_BOOTSTRAP"]
         with e2e.scratch_database(stack_env["CCAS_DATABASE_URL"]) as url, \
                 e2e.scratch_database(stack_env["CCAS_DATABASE_URL"]) as poller_db:
             group = f"ccas-pipeline-e2e-rescore-{uuid.uuid4().hex[:8]}"
             e2e.commit_group(bootstrap, group, "calls.raw", e2e.end_offsets(bootstrap, "calls.raw"))
             first = datetime.fromisoformat(planned[0]["started_at"]) - timedelta(minutes=1)
-            e2e.poll_once(services, poller_db, first, datetime.fromisoformat(late["started_at"]) - timedelta(seconds=1))
+            e2e.poll_once(services, poller_db, first, before_late)
             pipeline = e2e.start_pipeline(services, url, group, "python", f"pipeline-{group}.log")
             try:
                 e2e.wait_until(lambda: e2e.query(url, "SELECT count(*) FROM call WHERE status = 'SCORED'")[0][0]
                                >= INITIAL_CALLS, 420, f"{INITIAL_CALLS} calls scored with version A", [pipeline])
                 yield {"services": services, "url": url, "poller_db": poller_db, "pipeline": pipeline, "late": late,
-                       "bootstrap": bootstrap}
+                       "later": later, "before_late": before_late, "between": between, "bootstrap": bootstrap}
             finally:
                 pipeline.stop()
     finally:
@@ -141,8 +153,7 @@ def test_rescore_adds_version_b_next_to_a_paced_without_the_recorder_while_live_
     try:
         # A live call while the re-score runs: polled now, scored by the running pipeline (with B, the service's version).
         e2e.wait_until(lambda: len(watch.moments()) >= 3, 120, "the re-score's first calls", [rescore])
-        e2e.poll_once(services, live["poller_db"], datetime.fromisoformat(late["started_at"]) - timedelta(seconds=1),
-                      datetime.now(UTC) - timedelta(seconds=5))
+        e2e.poll_once(services, live["poller_db"], live["before_late"], live["between"])
         e2e.wait_until(lambda: e2e.query(url, "SELECT status FROM call WHERE call_id = %s", (late["inum"],))
                        == [("SCORED",)], 300, "the live call SCORED during the re-score", [live["pipeline"]])
         live_scored_during_rescore = rescore.alive()
@@ -190,23 +201,29 @@ def test_rescore_adds_version_b_next_to_a_paced_without_the_recorder_while_live_
         json.dumps([[INITIAL_CALLS + 1]])
 
 
-def test_an_announced_model_version_is_rescored_by_the_follower(live: dict, tmp_path: Path) -> None:
-    services, url = live["services"], live["url"]
+def test_an_announced_model_version_is_rescored_by_the_running_streaming_job(live: dict, tmp_path: Path) -> None:
+    services, url, later = live["services"], live["url"], live["later"]
     scorecard_c = tmp_path / "scorecard_c.yaml"
     scorecard_c.write_text(re.sub(r'^version: "[^"]+"', f'version: "8.{uuid.uuid4().int % 1000}.0"',
                                   DEFAULT_SCORECARD.read_text(), count=1, flags=re.M))
     version_c = redeploy_scoring(services, scorecard_c)
-    calls = e2e.query(url, "SELECT count(*) FROM call")[0][0]
+    stored = e2e.query(url, "SELECT count(*) FROM call")[0][0]
     assert e2e.query(url, "SELECT count(*) FROM call WHERE model_version = %s", (version_c,)) == [(0,)]
-    group = f"ccas-pipeline-rescore-e2e-{uuid.uuid4().hex[:8]}"
-    follower = rescore_command(services, url, "rescore-follow.log", "--follow", "--group", group).start()
-    try:
-        announce = rescore_command(services, url, "rescore-announce.log", "--announce").start()
-        assert announce.popen.wait(120) == 0, announce.tail()
-        assert f"announced {version_c} on model.version.updated" in announce.tail(5)
-        e2e.wait_until(lambda: e2e.query(url, "SELECT count(*) FROM call WHERE model_version = %s", (version_c,))[0][0]
-                       == calls, 300, f"every call re-scored to {version_c} by the follower", [follower])
-    finally:
-        assert follower.stop() == 0, follower.tail()
-    assert e2e.query(url, "SELECT count(*) FROM scoring_result WHERE model_version = %s", (version_c,)) == [(calls,)]
-    assert "model.version.updated: model_version" in follower.tail(200)
+    started_at = time.monotonic()
+    announce = rescore_command(services, url, "rescore-announce.log", "--announce").start()
+    assert announce.popen.wait(120) == 0, announce.tail()
+    assert f"announced {version_c} on model.version.updated" in announce.tail(5)
+    # A live call while the streaming job re-scores: polled now, scored by the same job with C.
+    e2e.poll_once(services, live["poller_db"], live["between"], datetime.now(UTC) - timedelta(seconds=5))
+    e2e.wait_until(lambda: e2e.query(url, "SELECT status, model_version FROM call WHERE call_id = %s", (later["inum"],))
+                   == [("SCORED", version_c)], 300, "the live call SCORED with C", [live["pipeline"]])
+    e2e.wait_until(lambda: e2e.query(url, "SELECT count(*) FROM call WHERE model_version = %s", (version_c,))[0][0]
+                   == stored + 1, 300, f"every call at {version_c}: re-scored by the streaming job", [live["pipeline"]])
+    elapsed = time.monotonic() - started_at
+    print(f"the streaming job moved {stored} stored calls to {version_c} ({stored + 1} with the live one) in {elapsed:.1f} s "
+          "after the announcement")
+    assert live["pipeline"].alive(), live["pipeline"].tail()
+    assert {status for (status,) in e2e.query(url, "SELECT status FROM call")} == {"SCORED"}
+    assert e2e.query(url, "SELECT count(*) FROM scoring_result WHERE model_version = %s", (version_c,)) == [(stored + 1,)]
+    job_log = live["pipeline"].log_file.read_text(errors="replace")
+    assert f"the scoring service scores with {version_c}; {stored} calls started in the last" in job_log, job_log[-3000:]

@@ -15,6 +15,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from core.recorder import AvayaError, AvayaUnavailable
@@ -61,6 +62,8 @@ class World:
     outage_hits: Counter[str] = field(default_factory=Counter)  # client -> operations that found it down
     denied_prefixes: set[str] = field(default_factory=set)  # S3 keys under these: AccessDenied, as a missing grant gives
     denied_tables: set[str] = field(default_factory=set)  # tables the role may not write: permission denied
+    model_version: str = "fake-1"  # what the fake scoring service scores with (its /v1/scorecard)
+    stored_calls: dict[str, dict[str, Any]] = field(default_factory=dict)  # call_id -> row of Database.rescore_audio
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def fail_replay(self, call_id: str, times: int, error: Callable[[], AvayaError], *, mid_stream: bool = False) -> None:
@@ -246,6 +249,24 @@ class FakeDatabase:
                     self.world.statuses[call_id] = "ERROR"
                     self.world.errors[call_id] = reason
 
+    def rescore_candidates(self, target: str, since: datetime | None = None, until: datetime | None = None,
+                           agent_id: str | None = None) -> list[str]:
+        self.world.take_outage("database")
+        with self.world.lock:
+            found = sorted(call_id for call_id, row in self.world.stored_calls.items()
+                           if row["model_version"] != target and (since is None or row["started_at"] >= since)
+                           and (until is None or row["started_at"] < until)
+                           and (agent_id is None or row["agent_id"] == agent_id))
+            self._log("rescore_candidates", found)
+            return found
+
+    def rescore_audio(self, call_ids: list[str], target: str) -> list[dict[str, Any]]:
+        self.world.take_outage("database")
+        with self.world.lock:
+            self._log("rescore_audio", list(call_ids))
+            return [self.world.stored_calls[call_id] for call_id in call_ids
+                    if call_id in self.world.stored_calls and self.world.stored_calls[call_id]["model_version"] != target]
+
     def close(self) -> None:
         with self.world.lock:
             self.world.closed.append("database")
@@ -373,7 +394,8 @@ class FakeScoring:
             error = self.world.take_failure(self.world.scoring_failures, call_id)
         if error is not None:
             raise error
-        answer = {"call_id": call_id, "score": fake_score(call_id), "scorable": True, "reason": None, "model_version": "fake-1",
+        answer = {"call_id": call_id, "score": fake_score(call_id), "scorable": True, "reason": None,
+                  "model_version": self.world.model_version,
                   "breakdown": [{"criterion": "greeting", "score": 1.0}]}
         if self.world.transcribe:
             words = [{"start_s": 0.5, "end_s": 0.9, "text": "Xin", "confidence": 0.9},
@@ -383,6 +405,10 @@ class FakeScoring:
                                     "segments": [{"start_s": 0.5, "end_s": 1.3, "text": "Xin chào", "speaker": "agent",
                                                   "words": words}]}
         return answer
+
+    def model_version(self) -> str:
+        self.world.take_outage("scoring")
+        return self.world.model_version
 
     def close(self) -> None:
         with self.world.lock:
