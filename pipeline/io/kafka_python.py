@@ -22,6 +22,9 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP, Duration, Timestamp
 from kafka import KafkaConsumer, TopicPartition
 
 from pipeline.io.records import KafkaRecord
+from pipeline.io.resilience import UNAVAILABLE, classify
+
+OUTAGE_PAUSE_S = 2.0  # between two tries of a partition whose broker is unreachable
 
 log = logging.getLogger(__name__)
 
@@ -200,8 +203,10 @@ class _ReadPartitions(beam.DoFn):
         tp = TopicPartition(element.topic, element.partition)
         try:
             consumer = self._consumer(tp, tracker.current_restriction().start)
-        except Exception:
+        except Exception as error:
             self._drop(tp)
+            if self._wait_out(tp, error, tracker):
+                return
             raise
         if consumer is None:  # torn down: hand the whole restriction back untouched
             tracker.defer_remainder()
@@ -227,12 +232,14 @@ class _ReadPartitions(beam.DoFn):
                         event_time)
                     emitted += 1
                     self._advance(watermark, min(event_time, Timestamp.now()) - self._watermark_lag)
-        except Exception:
+        except Exception as error:
             if self._closed:  # teardown closed the consumer under us: the bundle is being discarded anyway
                 log.debug("%s: reader torn down while polling", tp)
                 tracker.defer_remainder()
                 return
             self._drop(tp)
+            if self._wait_out(tp, error, tracker):
+                return
             raise
         if idle:
             # Caught up: move the watermark with wall time so downstream event-time timers (dedup TTL) fire while the
@@ -243,6 +250,19 @@ class _ReadPartitions(beam.DoFn):
             tracker.defer_remainder(self._idle_resume)
         else:
             tracker.defer_remainder()
+
+    def _wait_out(self, tp: TopicPartition, error: BaseException, tracker: CheckpointOnlyTracker) -> bool:
+        """A broker that is unreachable for now (a restart, a network blip) is waited out like every other dependency:
+        the restriction is handed back from its last claimed offset and read again after a pause, instead of failing the
+        bundle, which Prism gives up on after a few retries and then fails the whole job. False: not an outage, re-raise."""
+        if classify(error) != UNAVAILABLE:
+            return False
+        log.warning("%s: Kafka unavailable (%s: %s); reading again in %.0f s", tp, type(error).__name__, error,
+                    OUTAGE_PAUSE_S)
+        # Prism reschedules a residual at once (see process()): this pause is what spaces the retries there.
+        time.sleep(OUTAGE_PAUSE_S)
+        tracker.defer_remainder(self._idle_resume)
+        return True
 
     @staticmethod
     def _advance(watermark: ManualWatermarkEstimator, candidate: Timestamp) -> None:
