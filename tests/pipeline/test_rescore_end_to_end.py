@@ -86,10 +86,15 @@ def redeploy_scoring(services: e2e.Services, scorecard: Path) -> str:
     return requests.get(f"{services.scoring_url}/healthz", timeout=5, verify=str(tls.ca_file())).json()["model_version"]
 
 
-def halfway(earlier: dict, later: dict) -> datetime:
-    """The moment halfway between two planned calls' starts."""
+def boundary(earlier: dict, later: dict) -> datetime:
+    """A poll window's edge between two planned calls: the recorder's search takes whole seconds (measured: a window ending
+    halfway between two calls 1 s apart returned both), so the first whole second after the earlier call's start; the later
+    call must start after it."""
     start = datetime.fromisoformat(earlier["started_at"])
-    return start + (datetime.fromisoformat(later["started_at"]) - start) / 2
+    edge = start.replace(microsecond=0) + timedelta(seconds=1)
+    assert edge < datetime.fromisoformat(later["started_at"]), f"calls {earlier['inum']} and {later['inum']} start in the " \
+        "same second: no poll window can tell them apart"
+    return edge
 
 
 def rescore_command(services: e2e.Services, database_url: str, log_name: str, *args: str) -> App:
@@ -103,15 +108,15 @@ def rescore_command(services: e2e.Services, database_url: str, log_name: str, *a
 def live(stack_env: dict[str, str]) -> Iterator[dict]:
     """Mock recorder (31 single-recording calls), scoring service A, the live pipeline; the first 30 calls scored with A."""
     services = e2e.start_services(seed=uuid.uuid4().int % 90_000 + 10_000, count=INITIAL_CALLS + LIVE_CALLS,
-                                  extra_mock_args=["--multi-inum-ratio", "0"])
+                                  calls_per_minute=2, extra_mock_args=["--multi-inum-ratio", "0"])
     try:
         planned = sorted(services.recorder_calls(), key=lambda call: call["started_at"])
         assert len(planned) == INITIAL_CALLS + LIVE_CALLS
         last_initial, late, later = planned[-3:]
-        # Poll windows end and start halfway between two calls' starts (the mock searches by start, inclusive): calls of
-        # this schedule can start less than a second apart.
-        before_late = halfway(last_initial, late)
-        between = halfway(late, later)
+        # Poll windows end and start on whole seconds between two calls' starts (see boundary()); calls 30 s apart on
+        # average rarely share a second.
+        before_late = boundary(last_initial, late)
+        between = boundary(late, later)
         bootstrap = stack_env["CCAS_KAFKA_BOOTSTRAP"]
         with e2e.scratch_database(stack_env["CCAS_DATABASE_URL"]) as url, \
                 e2e.scratch_database(stack_env["CCAS_DATABASE_URL"]) as poller_db:
