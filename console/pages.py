@@ -110,13 +110,19 @@ def _channel_names(result: dict[str, Any] | None, channels: int | None) -> list[
     return {"agent_left": ["agent", "customer"], "agent_right": ["customer", "agent"]}.get(layout, ["line"])
 
 
-@router.get("/calls/{call_id}/audio")
-def call_audio(request: Request, call_id: str, user: SignedIn) -> Response:
-    state = _state(request)
+def _ready_recording(state: ConsoleState, call_id: str) -> dict[str, Any]:
+    """The S3 key and version of the call's stored recording; 404 when it has none."""
     asset = state.database.row("SELECT s3_key, s3_version_id FROM audio_asset WHERE call_id = %s AND status = 'READY'",
                                (_call_id(call_id),))
     if asset is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no recording for this call")
+    return asset
+
+
+@router.get("/calls/{call_id}/audio")
+def call_audio(request: Request, call_id: str, user: SignedIn) -> Response:
+    state = _state(request)
+    asset = _ready_recording(state, call_id)
     size = state.recordings.size(asset["s3_key"], asset["s3_version_id"])
     try:
         byte_range = parse_range(request.headers.get("range"), size)
@@ -139,10 +145,7 @@ def call_audio(request: Request, call_id: str, user: SignedIn) -> Response:
 @router.get("/calls/{call_id}/waveform")
 def call_waveform(request: Request, call_id: str, user: SignedIn) -> JSONResponse:
     state = _state(request)
-    asset = state.database.row("SELECT s3_key, s3_version_id FROM audio_asset WHERE call_id = %s AND status = 'READY'",
-                               (_call_id(call_id),))
-    if asset is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no recording for this call")
+    asset = _ready_recording(state, call_id)
     return JSONResponse(state.recordings.waveform(asset["s3_key"], asset["s3_version_id"]),
                         headers={"Cache-Control": "private, max-age=3600"})
 

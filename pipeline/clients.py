@@ -71,5 +71,13 @@ class StageClients:
         c = self.config
         return ScoringClient(c.scoring_url, token=c.scoring_token, ca_file=c.scoring_ca_file or None, pool_size=pool_size)
 
+    def scoring_model_version(self) -> str:
+        """The model_version the scoring service scores with now (one request on a client of its own)."""
+        scoring = self.scoring(pool_size=1)
+        try:
+            return scoring.model_version()
+        finally:
+            scoring.close()
+
     def offset_consumer(self) -> Any:
         return offset_consumer(self.config.kafka_bootstrap, self.config.consumer_group, self.config.kafka_security)

@@ -110,11 +110,7 @@ def rescore(config: JobConfig, selection: Selection, rate: float, chunk_size: in
             say: Callable[[str], None] = say_now) -> Progress:
     """Re-score the selected calls whose current model_version is not the scoring service's; returns what was done."""
     clients = clients or StageClients(config)
-    scoring = clients.scoring(pool_size=1)
-    try:
-        target = scoring.model_version()
-    finally:
-        scoring.close()
+    target = clients.scoring_model_version()
     database = clients.database()
     try:
         candidates = database.rescore_candidates(target, selection.since, selection.until, selection.agent_id)

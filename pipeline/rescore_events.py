@@ -31,11 +31,7 @@ FOLLOW_GROUP = "ccas-pipeline-rescore"  # under the pipeline principal's group p
 def announce(config: JobConfig, clients: StageClients | None = None) -> str:
     """Publish the scoring service's current model_version on model.version.updated; returns it."""
     clients = clients or StageClients(config)
-    scoring = clients.scoring(pool_size=1)
-    try:
-        version = scoring.model_version()
-    finally:
-        scoring.close()
+    version = clients.scoring_model_version()
     publisher = clients.publisher("ccas-rescore-announce")
     try:
         publisher.publish_all([(TOPIC, version, {"model_version": version, "scoring_url": config.scoring_url})])
