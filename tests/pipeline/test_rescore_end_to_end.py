@@ -31,6 +31,7 @@ pytestmark = pytest.mark.integration
 INITIAL_CALLS = 30
 LIVE_CALLS = 2  # one published during the bounded re-score, one during the streaming job's
 RATE = 3.0
+ONE_SECOND = timedelta(seconds=1)
 SCORED_COUNTER = re.compile(r"^ccas_scoring_calls_total\{[^}]*\} ([0-9.e+]+)$", re.M)
 ARRIVALS_COUNTER = re.compile(r"^ccas_scoring_score_requests_received_total ([0-9.e+]+)$", re.M)
 
@@ -86,14 +87,13 @@ def redeploy_scoring(services: e2e.Services, scorecard: Path) -> str:
     return requests.get(f"{services.scoring_url}/healthz", timeout=5, verify=str(tls.ca_file())).json()["model_version"]
 
 
-def boundary(earlier: dict, later: dict) -> datetime:
-    """A poll window's edge between two planned calls: the recorder's search takes whole seconds (measured: a window ending
-    halfway between two calls 1 s apart returned both), so the first whole second after the earlier call's start; the later
-    call must start after it."""
-    start = datetime.fromisoformat(earlier["started_at"])
-    edge = start.replace(microsecond=0) + timedelta(seconds=1)
-    assert edge < datetime.fromisoformat(later["started_at"]), f"calls {earlier['inum']} and {later['inum']} start in the " \
-        "same second: no poll window can tell them apart"
+def last_second(earlier: dict, later: dict) -> datetime:
+    """The last second a poll window may include to hold `earlier` but not `later`: the recorder's search bounds are
+    inclusive whole seconds (a window ending at 12:00:05 holds a call started at 12:00:05.8), so the second `earlier`
+    started in; the next window starts one second later. The two calls must start in different seconds."""
+    edge = datetime.fromisoformat(earlier["started_at"]).replace(microsecond=0)
+    assert edge < datetime.fromisoformat(later["started_at"]).replace(microsecond=0), \
+        f"calls {earlier['inum']} and {later['inum']} start in the same second: no poll window can tell them apart"
     return edge
 
 
@@ -113,10 +113,9 @@ def live(stack_env: dict[str, str]) -> Iterator[dict]:
         planned = sorted(services.recorder_calls(), key=lambda call: call["started_at"])
         assert len(planned) == INITIAL_CALLS + LIVE_CALLS
         last_initial, late, later = planned[-3:]
-        # Poll windows end and start on whole seconds between two calls' starts (see boundary()); calls 30 s apart on
-        # average rarely share a second.
-        before_late = boundary(last_initial, late)
-        between = boundary(late, later)
+        # Poll windows are inclusive whole seconds (see last_second()); calls 30 s apart on average rarely share a second.
+        before_late = last_second(last_initial, late)
+        between = last_second(late, later)
         bootstrap = stack_env["CCAS_KAFKA_BOOTSTRAP"]
         with e2e.scratch_database(stack_env["CCAS_DATABASE_URL"]) as url, \
                 e2e.scratch_database(stack_env["CCAS_DATABASE_URL"]) as poller_db:
@@ -158,7 +157,7 @@ def test_rescore_adds_version_b_next_to_a_paced_without_the_recorder_while_live_
     try:
         # A live call while the re-score runs: polled now, scored by the running pipeline (with B, the service's version).
         e2e.wait_until(lambda: len(watch.moments()) >= 3, 120, "the re-score's first calls", [rescore])
-        e2e.poll_once(services, live["poller_db"], live["before_late"], live["between"])
+        e2e.poll_once(services, live["poller_db"], live["before_late"] + ONE_SECOND, live["between"])
         e2e.wait_until(lambda: e2e.query(url, "SELECT status FROM call WHERE call_id = %s", (late["inum"],))
                        == [("SCORED",)], 300, "the live call SCORED during the re-score", [live["pipeline"]])
         live_scored_during_rescore = rescore.alive()
@@ -219,7 +218,7 @@ def test_an_announced_model_version_is_rescored_by_the_running_streaming_job(liv
     assert announce.popen.wait(120) == 0, announce.tail()
     assert f"announced {version_c} on model.version.updated" in announce.tail(5)
     # A live call while the streaming job re-scores: polled now, scored by the same job with C.
-    e2e.poll_once(services, live["poller_db"], live["between"], datetime.now(UTC) - timedelta(seconds=5))
+    e2e.poll_once(services, live["poller_db"], live["between"] + ONE_SECOND, datetime.now(UTC) - timedelta(seconds=5))
     e2e.wait_until(lambda: e2e.query(url, "SELECT status, model_version FROM call WHERE call_id = %s", (later["inum"],))
                    == [("SCORED", version_c)], 300, "the live call SCORED with C", [live["pipeline"]])
     e2e.wait_until(lambda: e2e.query(url, "SELECT count(*) FROM call WHERE model_version = %s", (version_c,))[0][0]
