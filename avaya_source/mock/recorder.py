@@ -208,7 +208,7 @@ class MockRecorder:
         for segment in segments:
             if self.schedule.visible(segment, now):
                 results.append(segment_xml(segment, self.rendering))
-            elif self.faults.list_in_progress and segment.started_at <= now:
+            elif self.faults.list_in_progress and segment.started_at <= now and self.schedule.in_history(segment):
                 results.append(segment_xml(segment, self.rendering, in_progress=True))
         return results
 
@@ -217,8 +217,10 @@ class MockRecorder:
         for segment in segments:
             if segment.part != 0 or segment.started_at > now:
                 continue
-            started = [s for s in self.schedule.contact_segments(segment.contact_id) if s.started_at <= now]
-            results.append(contact_xml(started, self.rendering))
+            started = [s for s in self.schedule.contact_segments(segment.contact_id)
+                       if s.started_at <= now and self.schedule.in_history(s)]
+            if started:
+                results.append(contact_xml(started, self.rendering))
         return results
 
     # -- replay and ground truth -----------------------------------------------------------------------------------------
@@ -254,7 +256,8 @@ class MockRecorder:
         return Answer(200, "audio/wav", length, chunks, cut)
 
     def calls(self, until: datetime) -> list[dict]:
-        """Every planned recording that started by `until`, with when it becomes visible (for tests and benchmarks)."""
+        """Every planned recording that started by `until` and is in the recorder's history, with when it becomes visible
+        (for tests and benchmarks)."""
         delay = timedelta(seconds=self.schedule.config.availability_delay_s)
         return [
             {
@@ -271,6 +274,7 @@ class MockRecorder:
                 "other_party": s.other_party,  # the customer's number: tests check it never reaches a log or a table
             }
             for s in self.schedule.all_until(until)
+            if self.schedule.in_history(s)
         ]
 
 

@@ -1,6 +1,7 @@
 """The mock recorder's calls: planned ahead, deterministically, from a seed, on the real UTC clock.
 
-Contacts arrive as a Poisson process from `start` at `calls_per_minute`; each contact is one recording or, with probability
+Contacts arrive from `start` at `calls_per_minute`, as a Poisson process or (`arrivals="uniform"`, load benchmarks) exactly
+1/rate apart; each contact is one recording or, with probability
 `multi_inum_ratio`, two or three (hold or transfer) that share a switchcallid and a contactid. A recording is visible to search
 only once `now >= ended_at + availability_delay_s`. Tests pick `start` in the past so hours of calls exist without waiting;
 only metadata is planned here — audio is rendered on replay (audio.py).
@@ -40,6 +41,8 @@ class ScheduleConfig:
     duration_min_s: float = REAL_MIN_S
     duration_max_s: float = REAL_MAX_S
     english_ratio: float = 0.3
+    arrivals: str = "poisson"  # poisson | uniform
+    history_from: datetime | None = None  # recordings that ended before it are never listed
 
 
 @dataclass(frozen=True)
@@ -168,7 +171,8 @@ class Schedule:
                 self._by_inum[segment.inum] = segment
                 self._by_contact.setdefault(segment.contact_id, []).append(segment)
             self._contacts += 1
-            self._next_arrival += timedelta(seconds=self._arrivals.expovariate(rate_per_s))
+            gap = 1.0 / rate_per_s if cfg.arrivals == "uniform" else self._arrivals.expovariate(rate_per_s)
+            self._next_arrival += timedelta(seconds=gap)
 
     # -- queries ---------------------------------------------------------------------------------------------------------
 
@@ -188,8 +192,12 @@ class Schedule:
         with self._lock:
             return list(self._by_contact.get(contact_id, ()))
 
+    def in_history(self, segment: Segment) -> bool:
+        """False for a recording that ended before the recorder's history begins (`history_from`): never listed."""
+        return self.config.history_from is None or segment.ended_at >= self.config.history_from
+
     def visible(self, segment: Segment, now: datetime) -> bool:
-        return now >= segment.ended_at + timedelta(seconds=self.config.availability_delay_s)
+        return self.in_history(segment) and now >= segment.ended_at + timedelta(seconds=self.config.availability_delay_s)
 
     def all_until(self, moment: datetime) -> list[Segment]:
         """Every segment planned to start up to `moment` (tests and benchmarks compute the expected set with this)."""

@@ -17,6 +17,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -195,8 +196,12 @@ def recorder_from_settings(settings: AvayaMockSettings) -> MockRecorder:
         duration_min_s=s.avaya_mock_duration_min,
         duration_max_s=s.avaya_mock_duration_max,
         english_ratio=s.avaya_mock_english_ratio,
+        arrivals=s.avaya_mock_arrivals,
+        history_from=_start(s.avaya_mock_history_from) if s.avaya_mock_history_from else None,
     )
-    audio = AudioConfig(stereo=s.avaya_mock_stereo, codec=s.avaya_mock_codec, min_seconds=s.avaya_mock_replay_min_seconds)
+    audio = AudioConfig(stereo=s.avaya_mock_stereo, codec=s.avaya_mock_codec, min_seconds=s.avaya_mock_replay_min_seconds,
+                        stereo_ratio=s.avaya_mock_stereo_ratio,
+                        pool_dir=Path(s.avaya_mock_audio_pool) if s.avaya_mock_audio_pool else None)
     rendering = Rendering(tz=ZoneInfo(s.avaya_tz), startedat_format=s.avaya_mock_startedat_format,
                           corrupt_ratio=s.avaya_mock_corrupt_ratio, corrupt_seed=s.avaya_mock_seed,
                           field_case=s.avaya_mock_field_case)

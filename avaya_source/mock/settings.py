@@ -29,6 +29,11 @@ class AvayaMockSettings(CcasSettings):
                                  description="schedule seed: the same seed and start give the same calls")
     avaya_mock_start: str = Field(default="now", json_schema_extra=_flag("--start"),
                                   description="when the first call starts: ISO time, `now`, or seconds relative to now (-1800)")
+    avaya_mock_history_from: str = Field(
+        default="", json_schema_extra=_flag("--history-from"),
+        description="recordings that ended before this moment (ISO, `now`, or seconds relative to now) are never listed: "
+                    "with --start in the past, the calls in progress at that moment are the first ones seen, so a load "
+                    "benchmark begins at its steady rate of call ends (empty: all are listed)")
     avaya_mock_calls_per_minute: float = Field(default=6.0, ge=0, json_schema_extra=_flag("--calls-per-minute"),
                                                description="arrival rate of new contacts")
     avaya_mock_count: int | None = Field(default=None, ge=0, json_schema_extra=_flag("--count"),
@@ -45,6 +50,9 @@ class AvayaMockSettings(CcasSettings):
                                            description="longest call in seconds")
     avaya_mock_english_ratio: float = Field(default=0.3, ge=0, le=1, json_schema_extra=_flag("--english-ratio"),
                                             description="share of calls in English (the others Vietnamese)")
+    avaya_mock_arrivals: Literal["poisson", "uniform"] = Field(
+        default="poisson", json_schema_extra=_flag("--arrivals"),
+        description="how contacts arrive: a Poisson process, or uniform (exactly 1/rate apart, for load benchmarks)")
     avaya_mock_startedat_format: Literal["iso", "naive", "utc", "ddmmyy"] = Field(
         default="iso", json_schema_extra=_flag("--startedat-format"), description="how search answers write startedat")
     avaya_mock_field_case: Literal["lower", "mixed"] = Field(
@@ -55,6 +63,13 @@ class AvayaMockSettings(CcasSettings):
                                         description="the recorder's result cap per search")
     avaya_mock_stereo: bool = Field(default=False, json_schema_extra=_flag("--stereo"),
                                     description="replay two-channel audio (agent left, customer right)")
+    avaya_mock_stereo_ratio: float | None = Field(
+        default=None, ge=0, le=1, json_schema_extra=_flag("--stereo-ratio"),
+        description="share of recordings replayed in two channels, chosen per inum (empty: --stereo decides for all)")
+    avaya_mock_audio_pool: str = Field(
+        default="", json_schema_extra=_flag("--audio-pool"),
+        description="folder of recordings rendered before the run (render_pool; bench/e2e_load.py makes one): replays loop "
+                    "or cut one to the call's length instead of synthesising speech (load benchmarks)")
     avaya_mock_codec: Literal["ulaw", "alaw", "pcm16"] = Field(default="ulaw", json_schema_extra=_flag("--codec"),
                                                               description="replay audio encoding")
     avaya_mock_replay_min_seconds: float = Field(default=0.0, ge=0, json_schema_extra=_flag("--replay-min-seconds"),
