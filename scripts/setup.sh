@@ -53,6 +53,33 @@ if [[ ! -f "$CCAS_CACHE/npm/axe-core-$AXE_CORE_VERSION/node_modules/axe-core/axe
   npm install --silent --no-audit --no-fund --prefix "$CCAS_CACHE/npm/axe-core-$AXE_CORE_VERSION" "axe-core@$AXE_CORE_VERSION" >/dev/null
 fi
 
+# The Flink Kubernetes Operator's FlinkDeployment CRD (its openAPIV3Schema), which tests/deploy/test_k8s_manifests.py checks
+# deploy/k8s/flink-deployment.yaml against offline: the CRD ships inside the operator's API jar on Maven Central. 1.10.0 is the
+# newest version Central serves and it knows Flink 1.20; the test names the same version.
+FLINK_OPERATOR_API_VERSION=1.10.0
+operator_crd_dir="$CCAS_CACHE/flink-kubernetes-operator-api-$FLINK_OPERATOR_API_VERSION"
+if [[ ! -f "$operator_crd_dir/flinkdeployments.flink.apache.org-v1.yml" ]]; then
+  log "mvn dependency:get flink-kubernetes-operator-api:$FLINK_OPERATOR_API_VERSION (the FlinkDeployment CRD)"
+  mkdir -p "$operator_crd_dir"
+  # Maven's output is shown only when it fails (even -q prints colour codes).
+  if ! mvn -q -B "-Dmaven.repo.local=$CCAS_CACHE/m2" dependency:get -Dtransitive=false \
+      "-Dartifact=org.apache.flink:flink-kubernetes-operator-api:$FLINK_OPERATOR_API_VERSION" >"$operator_crd_dir/mvn.log" 2>&1; then
+    cat "$operator_crd_dir/mvn.log" >&2
+    exit 1
+  fi
+  operator_jar="$CCAS_CACHE/m2/org/apache/flink/flink-kubernetes-operator-api/$FLINK_OPERATOR_API_VERSION"
+  operator_jar+="/flink-kubernetes-operator-api-$FLINK_OPERATOR_API_VERSION.jar"
+  python3.11 - "$operator_jar" "$operator_crd_dir" <<'PYTHON'
+import sys, zipfile
+from pathlib import Path
+jar, target = sys.argv[1], Path(sys.argv[2])
+name = "flinkdeployments.flink.apache.org-v1.yml"
+partial = target / (name + ".partial")
+partial.write_bytes(zipfile.ZipFile(jar).read(f"META-INF/fabric8/{name}"))
+partial.rename(target / name)
+PYTHON
+fi
+
 # Go-built tools (SeaweedFS, Prism, Beam's Java boot program): built once per machine into the cache.
 bash scripts/build_tools.sh
 log "done"
