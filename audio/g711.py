@@ -19,8 +19,7 @@ def ulaw_encode(pcm: np.ndarray) -> np.ndarray:
     return (~(sign | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8)
 
 
-def ulaw_decode(data: np.ndarray) -> np.ndarray:
-    """µ-law bytes → int16."""
+def _ulaw_decode_codes(data: np.ndarray) -> np.ndarray:
     u = (~data.astype(np.int32)) & 0xFF
     exponent = (u >> 4) & 0x07
     mantissa = u & 0x0F
@@ -39,10 +38,25 @@ def alaw_encode(pcm: np.ndarray) -> np.ndarray:
     return ((sign | (exponent << 4) | mantissa) ^ 0x55).astype(np.uint8)
 
 
-def alaw_decode(data: np.ndarray) -> np.ndarray:
-    """A-law bytes → int16."""
+def _alaw_decode_codes(data: np.ndarray) -> np.ndarray:
     a = data.astype(np.int32) ^ 0x55
     exponent = (a >> 4) & 0x07
     mantissa = a & 0x0F
     mag = np.where(exponent == 0, (mantissa << 4) + 8, ((mantissa << 4) + 0x108) << np.maximum(exponent - 1, 0))
     return np.where(a & 0x80, mag, -mag).astype(np.int16)
+
+
+# Decoding is a lookup of 256 codes: one gather per sample instead of eight array passes (a 5-minute stereo call decodes in
+# ~0.03 s instead of ~0.3 s, a tenth of what scoring it costs).
+_ULAW_TO_PCM = _ulaw_decode_codes(np.arange(256, dtype=np.uint8))
+_ALAW_TO_PCM = _alaw_decode_codes(np.arange(256, dtype=np.uint8))
+
+
+def ulaw_decode(data: np.ndarray) -> np.ndarray:
+    """µ-law bytes → int16."""
+    return _ULAW_TO_PCM[np.asarray(data, dtype=np.uint8)]
+
+
+def alaw_decode(data: np.ndarray) -> np.ndarray:
+    """A-law bytes → int16."""
+    return _ALAW_TO_PCM[np.asarray(data, dtype=np.uint8)]
