@@ -20,6 +20,7 @@ bench/results/e2e_load/<name>.json; --report reads them all and draws docs/image
 from __future__ import annotations
 
 import argparse
+import fcntl
 import io
 import json
 import os
@@ -52,6 +53,8 @@ RESULTS = REPO / "bench" / "results" / "e2e_load"
 LOGS = settings.stack_dir() / "bench-e2e-load"
 MAX_CALL_S = 1800.0
 SLA_S = 120.0  # the design's promise: every call scored within two minutes of its end
+MULTI_INUM_RATIO = 0.15  # the mock's default: 15 % of contacts are 2 or 3 recordings (hold, transfer)
+RECORDINGS_PER_CONTACT = 1 + MULTI_INUM_RATIO * (2 * 1 + 2) / 3  # 2 parts twice as often as 3: 1.2 on average
 SCORING_CONCURRENCY = 8  # the pipeline's default (CCAS_SCORING_CONCURRENCY): the isolated run asks with the same
 
 
@@ -66,11 +69,13 @@ def _pool() -> Path:
 def _mock_args(rate: float, burst: int, seed: int, pool: Path) -> list[str]:
     common = ["--seed", str(seed), "--arrivals", "uniform", "--duration-median", "180", "--duration-min", "8",
               "--duration-max", str(int(MAX_CALL_S)), "--audio-pool", str(pool), "--stereo-ratio", "0.3",
-              "--list-in-progress", "true"]
+              "--list-in-progress", "true", "--multi-inum-ratio", str(MULTI_INUM_RATIO)]
     if burst:  # every call ended (and listed) before the poller starts: it publishes them all in its first windows
         return [*common, "--start", str(-MAX_CALL_S - 120), "--count", str(burst), "--calls-per-minute", str(burst * 6)]
     # Calls began half an hour ago but the recorder's history starts now: the ones in progress now are the first seen.
-    return [*common, "--start", str(-MAX_CALL_S - 60), "--history-from", "now", "--calls-per-minute", str(rate * 60)]
+    # A call is a recording (an inum): λ calls/s is λ / 1.2 contacts/s.
+    contacts_per_minute = rate * 60 / RECORDINGS_PER_CONTACT
+    return [*common, "--start", str(-MAX_CALL_S - 60), "--history-from", "now", "--calls-per-minute", str(contacts_per_minute)]
 
 
 class Run:
@@ -257,7 +262,8 @@ def summarise(name: str, args: argparse.Namespace, rate: float, window: list[pro
         "throughput_calls_per_s": throughput, "throughput_audio_s_per_s": audio,
         "offered_calls_per_s": len(window) / span if not args.burst else None,
         "stages": {stage: probes.percentiles(values) for stage, values in stages.items()},
-        "processes": {group: {**u, "cpu_s_per_call": u["cpu_s"] / max(1, len(scored_in_window))} for group, u in usage.items()},
+        "processes": {group: {**u, "cpu_s_per_call": u["cpu_s"] / max(1, len(scored_in_window))} for group, u in usage.items()
+                      if "/" not in group or u["cores"] >= 0.01},  # a group's parts (programs) only where they count
         "lag": [(t - began, v) for t, v in lag.samples],
         "lag_slope_per_min": probes.slope_per_min(lag.samples, warm_end, window_end),
         "rss": [(t - began, {g: r / 2**20 for g, r in rss.items()}) for t, _, rss in sampler.samples],
@@ -311,6 +317,13 @@ def main(argv: list[str] | None = None) -> int:
     down = [service.name for service in stack_services() if service.pid() is None]
     if down:
         print(f"the local stack is not running ({', '.join(down)} down): `ccas stack up` first", file=sys.stderr)
+        return 2
+    LOGS.mkdir(parents=True, exist_ok=True)
+    lock = (LOGS / "running.lock").open("w")
+    try:  # two runs at once share calls.raw: each pipeline would also get the other's calls (and their 404s)
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"another bench/e2e_load.py run holds {LOGS / 'running.lock'}: one run at a time", file=sys.stderr)
         return 2
     pool = _pool()
     rates = [0.0] if args.burst else [float(r) for r in args.rates.split(",")]

@@ -53,8 +53,8 @@ def process_table(runs: list[dict[str, Any]]) -> str:
              "|---|---|---|---|---|---|"]
     for r in runs:
         for group, u in sorted(r["processes"].items(), key=lambda kv: -kv[1]["cores"]):
-            if u["cores"] < 0.02 or group == "bench":
-                continue
+            if u["cores"] < 0.02 or group == "bench" or ("/" in group and not group.startswith(PIPELINE_GROUP + "/")):
+                continue  # a group's parts (programs) only for the pipeline: Prism, the SDK worker, the Java harness
             lines.append(f"| {r['name']} | {group} | {u['cores']:.2f} | {u['cpu_s_per_call']:.3f} | {u['rss_peak_mb']:.0f} "
                          f"| {u['rss_first_min_mb']:.0f} → {u['rss_last_min_mb']:.0f} |")
     return "\n".join(lines)
@@ -66,6 +66,44 @@ def isolated_table(runs: list[dict[str, Any]]) -> str:
         i = r["isolated_scoring"]
         lines.append(f"| {r['name']} | {i['calls']} | {i['calls_per_s']:.2f} | {i['audio_s_per_s']:.0f} "
                      f"| {i['scoring_cores'] or 0:.2f} | {i['cpu_s_per_call']:.2f} |")
+    return "\n".join(lines)
+
+
+def _fit(points: list[tuple[float, float]]) -> tuple[float, float]:
+    """Least-squares intercept and slope of (x, y) points (slope only through the origin when there is one point)."""
+    if len(points) == 1:
+        return 0.0, points[0][1] / points[0][0]
+    n = len(points)
+    mx, my = sum(x for x, _ in points) / n, sum(y for _, y in points) / n
+    slope = sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x, _ in points)
+    return my - slope * mx, slope
+
+
+def capacity_model(runs: list[dict[str, Any]]) -> dict[str, float]:
+    """Per-call CPU costs from the runs: the scoring service's from its isolated runs (CPU-s per call and per audio-second),
+    the pipeline's as a line through (calls/s scored, cores used) of the rate runs: cores = idle + per_call × calls/s.
+    Runs named before-* (the code before a change, kept for the comparison) are left out."""
+    runs = [r for r in runs if not r["name"].startswith("before")]
+    isolated = [r["isolated_scoring"] for r in runs if r["isolated_scoring"].get("scoring_cores")]
+    scoring_cpu_per_call = sum(i["cpu_s_per_call"] for i in isolated) / len(isolated)
+    scoring_cpu_per_audio_s = sum(i["scoring_cores"] / i["audio_s_per_s"] for i in isolated) / len(isolated)
+    rated = [r for r in runs if not r["burst"] and PIPELINE_GROUP in r["processes"]]
+    idle, per_call = _fit([(r["throughput_calls_per_s"], r["processes"][PIPELINE_GROUP]["cores"]) for r in rated])
+    audio_per_call = sum(r["throughput_audio_s_per_s"] / r["throughput_calls_per_s"] for r in rated) / len(rated)
+    return {"scoring_cpu_s_per_call": scoring_cpu_per_call, "scoring_cpu_s_per_audio_s": scoring_cpu_per_audio_s,
+            "pipeline_idle_cores": idle, "pipeline_cpu_s_per_call": per_call, "audio_s_per_call": audio_per_call}
+
+
+def capacity_table(model: dict[str, float], utilisation: float = 0.7) -> str:
+    lines = [f"Measured: a call is {model['audio_s_per_call']:.0f} s of audio on average; the scoring service spends "
+             f"{model['scoring_cpu_s_per_call']:.2f} CPU-s on it ({model['scoring_cpu_s_per_audio_s'] * 60:.3f} CPU-s per audio "
+             f"minute, ASR off); the pipeline worker (Prism + SDK harness) {model['pipeline_cpu_s_per_call']:.2f} CPU-s per call "
+             f"on top of {model['pipeline_idle_cores']:.2f} cores idle. Cores at {utilisation:.0%} utilisation:", "",
+             "| calls/s | scoring cores | pipeline worker cores |", "|---|---|---|"]
+    for rate in (1, 10, 50, 200):
+        scoring = rate * model["scoring_cpu_s_per_call"] / utilisation
+        pipeline = rate * model["pipeline_cpu_s_per_call"] / utilisation
+        lines.append(f"| {rate} | {scoring:.1f} | {pipeline:.1f} |")
     return "\n".join(lines)
 
 
@@ -86,21 +124,25 @@ def plots(runs: list[dict[str, Any]]) -> list[Path]:
     written: list[Path] = []
     rated = sorted((r for r in runs if not r["burst"]), key=lambda r: r["offered_calls_per_s"] or 0)
     for reader in sorted({r["reader"] for r in rated}):
-        mine = [r for r in rated if r["reader"] == reader]
+        current = [r for r in rated if r["reader"] == reader and not r["name"].startswith("before")]
+        before = [r for r in rated if r["reader"] == reader and r["name"].startswith("before")]
         figure, axis = plt.subplots(figsize=(7, 4))
-        x = [r["offered_calls_per_s"] for r in mine]
+        x = [r["offered_calls_per_s"] for r in current]
         for stage, label in (("end_to_scored", "call end → scored"), ("pipeline_own", "pipeline's own share"),
                              ("stored_to_scored", "stored → scored")):
-            axis.plot(x, [r["stages"][stage]["p95"] for r in mine], marker="o", label=f"p95 {label}")
-        axis.plot(x, [r["stages"]["end_to_scored"]["p50"] for r in mine], marker=".", linestyle=":",
+            axis.plot(x, [r["stages"][stage]["p95"] for r in current], marker="o", label=f"p95 {label}")
+        axis.plot(x, [r["stages"]["end_to_scored"]["p50"] for r in current], marker=".", linestyle=":",
                   label="p50 call end → scored")
+        if before:
+            axis.plot([r["offered_calls_per_s"] for r in before], [r["stages"]["end_to_scored"]["p95"] for r in before],
+                      marker="x", linestyle="--", color="grey", label="p95 call end → scored, before the scoring change")
         axis.axhline(SLA_S, color="red", linestyle="--", linewidth=1, label="SLA 120 s")
         axis.axhline(GOAL_P95_S, color="orange", linestyle="--", linewidth=1, label="goal p95 60 s at 1 call/s")
         axis.set_xlabel("offered load (calls ending per second)")
-        axis.set_ylabel("seconds")
+        axis.set_ylabel("seconds (log scale)")
         axis.set_yscale("log")
-        axis.set_title(f"Latency vs load, 2 cores, {reader} Kafka reader (3-min median calls, ASR off)")
-        axis.legend(fontsize=8)
+        axis.set_title(f"Latency vs load, 2 cores, {reader} Kafka reader (ASR off)")
+        axis.legend(fontsize=7)
         axis.grid(True, alpha=0.3)
         written += _save(figure, f"performance-p95-vs-load-{reader}")
         plt.close(figure)
@@ -136,7 +178,8 @@ def main(folder: Path) -> int:
         print(f"no runs saved in {folder}: run bench/e2e_load.py first")
         return 1
     for title, table in (("Runs", sweep_table(runs)), ("Stages", stage_table(runs)), ("Processes", process_table(runs)),
-                         ("Isolated scoring in the same run", isolated_table(runs))):
+                         ("Isolated scoring in the same run", isolated_table(runs)),
+                         ("Capacity model", capacity_table(capacity_model(runs)))):
         print(f"### {title}\n\n{table}\n")
     for path in plots(runs):
         print(f"wrote {path.relative_to(REPO)}")
