@@ -3,7 +3,6 @@ call's stage times read back from the topics the stages publish to."""
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -16,7 +15,7 @@ import psutil
 from kafka import KafkaConsumer, TopicPartition
 
 from core.kafka import client_security
-from schemas.contracts import is_watermark_marker
+from tests.pipeline.e2e import read_since
 
 STAGE_TOPICS = ("calls.raw", "calls.enriched", "audio.ready", "scoring.results")
 DEAD_LETTER_TOPICS = ("calls.raw.dlq", "audio.ready.dlq", "scoring.results.dlq")
@@ -156,30 +155,8 @@ def end_offsets(bootstrap: str, topics: tuple[str, ...]) -> dict[str, dict[int, 
 
 def records_since(bootstrap: str, topic: str, since: dict[int, int]) -> list[tuple[int, str, dict[str, Any]]]:
     """(timestamp ms, key, value) of every committed record of `topic` after `since`, watermark markers left out."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed",
-                             consumer_timeout_ms=5000, **client_security(None))
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
-        consumer.assign(partitions)
-        ends = consumer.end_offsets(partitions)
-        for tp in partitions:
-            consumer.seek(tp, since.get(tp.partition, 0))
-        out = []
-        if all(since.get(tp.partition, 0) >= ends[tp] for tp in partitions):
-            return out
-        for record in consumer:
-            key = (record.key or b"").decode(errors="replace")
-            if not is_watermark_marker(record.key):
-                try:
-                    value = json.loads(record.value)
-                except (TypeError, ValueError):
-                    value = {}
-                out.append((record.timestamp, key, value))
-            if all(consumer.position(tp) >= ends[tp] for tp in partitions):
-                break
-        return out
-    finally:
-        consumer.close()
+    return [(timestamp, key, value if isinstance(value, dict) else {})
+            for timestamp, key, value in read_since(bootstrap, topic, since, with_times=True)]
 
 
 @dataclass

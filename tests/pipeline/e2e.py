@@ -122,9 +122,10 @@ def committed(bootstrap: str, group: str, topic: str, partitions: list[int]) -> 
         consumer.close()
 
 
-def read_since(bootstrap: str, topic: str, since: dict[int, int], with_positions: bool = False) -> list[Any]:
+def read_since(bootstrap: str, topic: str, since: dict[int, int], with_positions: bool = False,
+               with_times: bool = False) -> list[Any]:
     """Every committed value of `topic` from the given per-partition offsets to the current end
-    (as (partition, offset, value) with with_positions)."""
+    (as (partition, offset, value) with with_positions; as (timestamp ms, key, value) with with_times)."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, **client_security(None),
                              enable_auto_commit=False, isolation_level="read_committed",
                              consumer_timeout_ms=3000)
@@ -144,7 +145,10 @@ def read_since(bootstrap: str, topic: str, since: dict[int, int], with_positions
                 value = json.loads(record.value)
             except (ValueError, TypeError):  # a poison message a fault test put there on purpose
                 value = {"undecodable": (record.value or b"")[:80].hex()}
-            values.append((record.partition, record.offset, value) if with_positions else value)
+            if with_times:
+                values.append((record.timestamp, (record.key or b"").decode(errors="replace"), value))
+            else:
+                values.append((record.partition, record.offset, value) if with_positions else value)
             if all(consumer.position(tp) >= ends[tp] for tp in partitions):
                 break
         return values
