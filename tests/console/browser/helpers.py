@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -28,7 +29,10 @@ def sign_in(driver: Any, site: Site, role: str, target: str = "/calls") -> None:
 
 
 def wait_for(driver: Any, condition: Any, timeout: float = 15) -> Any:
-    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition)
+    # A condition read while the page navigates can find an element of the old page and read it from the new one
+    # (stale), or look before the new page has it; both mean "not yet", not failure.
+    return WebDriverWait(driver, timeout, poll_frequency=0.1,
+                         ignored_exceptions=(StaleElementReferenceException, NoSuchElementException)).until(condition)
 
 
 def screenshot(driver: Any, name: str) -> Path:
