@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -62,7 +63,16 @@ class Held:
 
 
 class BatchingDoFn(beam.DoFn):
-    """process() starts each element's I/O (bounded); finish_bundle() waits, writes the batch, then emits.
+    """process() starts each element's I/O (bounded) and emits the elements whose I/O has finished; finish_bundle() waits for
+    the rest, writes their batch, then emits them.
+
+    Streaming out of a bundle: a stage with per-element `work` does not hold the whole bundle until its slowest element is
+    done. Each process() call passes on the elements finished by then (`complete` on that sub-batch, then emit), and once
+    `2 × concurrency` elements are in flight it waits for the first to finish: the stage after it (fused into the same
+    bundle) starts on a call while the others are still downloading or scoring. A stage without `work` (a pure batch write)
+    writes what it holds when an element arrives and the oldest held one has waited `flush_after_s`, so the results of a
+    long bundle are written (and published) as they come instead of at its end. Measured with a burst of 230 calls arriving
+    at once (docs/performance.md): before, every call of the burst waited for the last one at each stage.
 
     Subclasses implement `work(element)` (runs on the pool, each I/O attempt inside `with self.io_slot():`) and
     `complete(held) -> [(tag, value, held)]`, where tag None is the main output. An element is emitted only after `complete`
@@ -73,13 +83,15 @@ class BatchingDoFn(beam.DoFn):
     bundle stays open, for up to the outage budget (pipeline/io/resilience.py); only then does the bundle fail.
 
     A bundle that fails (an I/O error escaping `complete`, a worker lost) is retried by the runner as a whole: every element
-    is processed again, its I/O repeated. That is safe because nothing of a bundle is emitted before its batch write returned,
-    and the writes are idempotent: database writes are upserts that never move a call's status backwards, S3 puts overwrite
-    the same key. Kafka publishes are not deduplicated: a retried bundle may publish some results again (consumers key by
-    call_id and must tolerate repeats), and offsets are committed downstream only for elements emitted after their writes.
+    is processed again, its I/O repeated. That is safe because no element is emitted before the batch write that holds it
+    returned, and the writes are idempotent: database writes are upserts that never move a call's status backwards, S3 puts
+    overwrite the same key. Kafka publishes are not deduplicated: a retried bundle may publish some results again (consumers
+    key by call_id and must tolerate repeats), and offsets are committed downstream only for elements emitted after their
+    writes.
     """
 
     concurrency = 1
+    flush_after_s = 1.0  # a batch write stage writes what it holds once its oldest element has waited this long
     bound_name = ""
     owned_clients: tuple[str, ...] = ()
 
@@ -97,6 +109,7 @@ class BatchingDoFn(beam.DoFn):
 
     def start_bundle(self) -> None:
         self._held: list[Held] = []
+        self._held_since = 0.0
 
     def work(self, element: Any) -> Any:
         return None
@@ -142,15 +155,32 @@ class BatchingDoFn(beam.DoFn):
     def process(self, element: Any, timestamp: Any = beam.DoFn.TimestampParam,
                 window: Any = beam.DoFn.WindowParam) -> Iterator[Any]:
         held = Held(element, timestamp, window)
-        if type(self).work is not BatchingDoFn.work:
-            held.work = self._pool.submit(self.work, element)
+        if type(self).work is BatchingDoFn.work:
+            if not self._held:
+                self._held_since = time.monotonic()
+            self._held.append(held)
+            if time.monotonic() - self._held_since >= self.flush_after_s:
+                held_now, self._held = self._held, []
+                yield from self._emit(held_now)
+            return
+        held.work = self._pool.submit(self.work, element)
         self._held.append(held)
-        return iter(())
+        in_flight = [item.work for item in self._held if item.work is not None and not item.work.done()]
+        if len(in_flight) >= 2 * max(1, self.concurrency):
+            wait(in_flight, return_when=FIRST_COMPLETED)
+        finished = [item for item in self._held if item.work is not None and item.work.done()]
+        if finished:
+            done = {id(item) for item in finished}  # by identity: two equal elements are two calls to emit
+            self._held = [item for item in self._held if id(item) not in done]
+            yield from self._emit(finished)
 
     def finish_bundle(self) -> Iterator[Any]:
         held, self._held = self._held, []
-        if not held:
-            return
+        if held:
+            yield from self._emit(held)
+
+    def _emit(self, held: list[Held]) -> Iterator[Any]:
+        """`complete` the batch (its writes returned), then its outputs, each in its own element's timestamp and window."""
         for tag, value, origin in self.complete(held):
             windowed = WindowedValue(value, origin.timestamp, [origin.window])
             yield windowed if tag is None else pvalue.TaggedOutput(tag, windowed)
