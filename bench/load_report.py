@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench.load_probes import slope_per_min
+
 REPO = Path(__file__).resolve().parents[1]
 IMAGES = REPO / "docs" / "images"
 SLA_S, GOAL_P95_S = 120.0, 60.0
@@ -16,6 +18,12 @@ PIPELINE_GROUP = "pipeline"
 def _load(folder: Path) -> list[dict[str, Any]]:
     runs = [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]
     return [run for run in runs if not run["name"].startswith("smoke")]
+
+
+def as_shipped(run: dict[str, Any]) -> bool:
+    """A run of the current code with its default settings: not a before-* run kept for a comparison, and no extra pipeline
+    flag (a run with one, e.g. an export switched off, attributes a cost and is shown in the tables only)."""
+    return not run["name"].startswith("before") and not run["settings"].get("pipeline_args")
 
 
 def _seconds(value: float | None) -> str:
@@ -60,6 +68,26 @@ def process_table(runs: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def memory_table(run: dict[str, Any]) -> str:
+    """RSS of each process group over a run's measured window: the least-squares slope, and the band (min–max) over its
+    second half, when the processes have reached their working set."""
+    start = run["moments"]["warm_end"] - run["moments"]["began"]
+    end = start + run["window_s"]
+    lines = [f"{run['name']}, window {start / 60:.0f}–{end / 60:.0f} min:", "",
+             "| process group | RSS at window start MB | RSS at window end MB | slope MB/min | band over the second half MB |",
+             "|---|---|---|---|---|"]
+    groups = sorted({g for _, rss in run["rss"] for g in rss if g not in ("bench", "other")})
+    for group in groups:
+        series = [(t, rss[group]) for t, rss in run["rss"] if group in rss and start <= t <= end]
+        if len(series) < 3 or max(v for _, v in series) < 1:
+            continue
+        late = [v for t, v in series if t >= (start + end) / 2]
+        slope = slope_per_min(series, start, end) or 0.0
+        lines.append(f"| {group} | {series[0][1]:.0f} | {series[-1][1]:.0f} | {slope:+.1f} | {min(late):.0f}–{max(late):.0f} "
+                     f"(±{(max(late) - min(late)) / 2:.0f}) |")
+    return "\n".join(lines)
+
+
 def isolated_table(runs: list[dict[str, Any]]) -> str:
     lines = ["| run | isolated calls | calls/s | audio-s per s | scoring cores | CPU-s per call |", "|---|---|---|---|---|---|"]
     for r in runs:
@@ -82,8 +110,8 @@ def _fit(points: list[tuple[float, float]]) -> tuple[float, float]:
 def capacity_model(runs: list[dict[str, Any]]) -> dict[str, float]:
     """Per-call CPU costs from the runs: the scoring service's from its isolated runs (CPU-s per call and per audio-second),
     the pipeline's as a line through (calls/s scored, cores used) of the rate runs: cores = idle + per_call × calls/s.
-    Runs named before-* (the code before a change, kept for the comparison) are left out."""
-    runs = [r for r in runs if not r["name"].startswith("before")]
+    Only runs `as_shipped`."""
+    runs = [r for r in runs if as_shipped(r)]
     isolated = [r["isolated_scoring"] for r in runs if r["isolated_scoring"].get("scoring_cores")]
     scoring_cpu_per_call = sum(i["cpu_s_per_call"] for i in isolated) / len(isolated)
     scoring_cpu_per_audio_s = sum(i["scoring_cores"] / i["audio_s_per_s"] for i in isolated) / len(isolated)
@@ -119,12 +147,14 @@ def plots(runs: list[dict[str, Any]]) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
+    matplotlib.rcParams["svg.hashsalt"] = "ccas-performance"  # stable element ids: a re-run changes only what the data changes
     import matplotlib.pyplot as plt
 
     written: list[Path] = []
     rated = sorted((r for r in runs if not r["burst"]), key=lambda r: r["offered_calls_per_s"] or 0)
     for reader in sorted({r["reader"] for r in rated}):
-        current = [r for r in rated if r["reader"] == reader and not r["name"].startswith("before")]
+        emitting = [r for r in rated if r["reader"] == reader and as_shipped(r) and r["name"].startswith("emit")]
+        current = [r for r in rated if r["reader"] == reader and as_shipped(r) and r not in emitting]
         before = [r for r in rated if r["reader"] == reader and r["name"].startswith("before")]
         figure, axis = plt.subplots(figsize=(7, 4))
         x = [r["offered_calls_per_s"] for r in current]
@@ -133,6 +163,12 @@ def plots(runs: list[dict[str, Any]]) -> list[Path]:
             axis.plot(x, [r["stages"][stage]["p95"] for r in current], marker="o", label=f"p95 {label}")
         axis.plot(x, [r["stages"]["end_to_scored"]["p50"] for r in current], marker=".", linestyle=":",
                   label="p50 call end → scored")
+        if emitting:
+            for stage, label, colour in (("end_to_scored", "call end → scored", "C0"),
+                                         ("pipeline_own", "pipeline's own share", "C1")):
+                axis.plot([r["offered_calls_per_s"] for r in emitting], [r["stages"][stage]["p95"] for r in emitting],
+                          marker="*", markersize=12, linestyle="none", color=colour,
+                          label=f"p95 {label}, stages passing each call on (emit-*)")
         if before:
             axis.plot([r["offered_calls_per_s"] for r in before], [r["stages"]["end_to_scored"]["p95"] for r in before],
                       marker="x", linestyle="--", color="grey", label="p95 call end → scored, before the scoring change")
@@ -142,7 +178,7 @@ def plots(runs: list[dict[str, Any]]) -> list[Path]:
         axis.set_ylabel("seconds (log scale)")
         axis.set_yscale("log")
         axis.set_title(f"Latency vs load, 2 cores, {reader} Kafka reader (ASR off)")
-        axis.legend(fontsize=7)
+        axis.legend(fontsize=7, loc="lower right")
         axis.grid(True, alpha=0.3)
         written += _save(figure, f"performance-p95-vs-load-{reader}")
         plt.close(figure)
@@ -179,6 +215,7 @@ def main(folder: Path) -> int:
         return 1
     for title, table in (("Runs", sweep_table(runs)), ("Stages", stage_table(runs)), ("Processes", process_table(runs)),
                          ("Isolated scoring in the same run", isolated_table(runs)),
+                         ("Memory over the longest run", memory_table(max(runs, key=lambda r: r["window_s"]))),
                          ("Capacity model", capacity_table(capacity_model(runs)))):
         print(f"### {title}\n\n{table}\n")
     for path in plots(runs):
