@@ -164,14 +164,16 @@ class BatchingDoFn(beam.DoFn):
                 yield from self._emit(held_now)
             return
         held.work = self._pool.submit(self.work, element)
-        self._held.append(held)
-        in_flight = [item.work for item in self._held if item.work is not None and not item.work.done()]
+        self._held.append(held)  # in a stage with work, every held element has its future
+        in_flight = [item.work for item in self._held if not item.work.done()]
         if len(in_flight) >= 2 * max(1, self.concurrency):
             wait(in_flight, return_when=FIRST_COMPLETED)
-        finished = [item for item in self._held if item.work is not None and item.work.done()]
+        finished: list[Held] = []
+        still: list[Held] = []
+        for item in self._held:  # one pass: an element finishing meanwhile is in exactly one of the two lists
+            (finished if item.work.done() else still).append(item)
+        self._held = still
         if finished:
-            done = {id(item) for item in finished}  # by identity: two equal elements are two calls to emit
-            self._held = [item for item in self._held if id(item) not in done]
             yield from self._emit(finished)
 
     def finish_bundle(self) -> Iterator[Any]:
